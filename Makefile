@@ -1,0 +1,39 @@
+# Two commands on a fresh machine with nothing but Python 3.11+:
+#   make run    the whole stack in the foreground (Ctrl-C stops it)
+#   make test   the full test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test lint format proto clean
+
+run: $(INSTALLED)
+	$(PY) -m registration.devstack
+
+test: $(INSTALLED)
+	$(PY) -m pytest
+
+lint: $(INSTALLED)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: $(INSTALLED)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+# Regenerates src/registration/v1/ from proto/; a test fails when the committed code is stale.
+proto: $(INSTALLED)
+	$(PY) scripts/gen_proto.py
+
+# The venv is rebuilt whenever pyproject.toml changes.
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,147 @@
+"""Activities of the registration workflow: the only place where it touches the database and SMTP.
+
+Each activity is idempotent: Temporal may run it more than once (at-least-once), and a repeat
+leaves the same rows and sends no second copy of an email already sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from registration.db import utcnow
+from registration.identifiers import derive_token, hash_token
+from registration.mail import MailSender, TemplateRenderer, message_id_for
+from registration.repository import CreateOutcome, RegistrationRepository
+from registration.status import DeliveryStatus, EmailKind
+from workflows.contracts import (
+    ActivateUserInput,
+    CreatePendingUserInput,
+    DeliveryFailedInput,
+    ExpireUserInput,
+    SendEmailInput,
+    SendEmailResult,
+)
+
+EMAIL_ALREADY_REGISTERED = "EmailAlreadyRegistered"
+
+
+class RegistrationActivities:
+    """Built once per worker by `worker.py` with the collaborators it needs."""
+
+    def __init__(
+        self,
+        *,
+        repository: RegistrationRepository,
+        renderer: TemplateRenderer,
+        sender: MailSender,
+        secret_key: bytes,
+        public_base_url: str,
+        from_email: str,
+    ) -> None:
+        self._repository = repository
+        self._renderer = renderer
+        self._sender = sender
+        self._secret_key = secret_key
+        self._public_base_url = public_base_url
+        self._from_email = from_email
+
+    @activity.defn(name="create_pending_user")
+    async def create_pending_user(self, input: CreatePendingUserInput) -> None:
+        outcome = await asyncio.to_thread(
+            self._repository.create_pending_user,
+            user_id=uuid.UUID(input.user_id),
+            registration_id=input.registration_id,
+            email=input.email,
+            password_hash=input.password_hash,
+            created_at=input.created_at,
+            expires_at=input.expires_at,
+        )
+        if outcome is CreateOutcome.EMAIL_TAKEN:
+            raise ApplicationError(
+                "another registration holds this email address",
+                type=EMAIL_ALREADY_REGISTERED,
+                non_retryable=True,
+            )
+
+    @activity.defn(name="send_email")
+    async def send_email(self, input: SendEmailInput) -> SendEmailResult:
+        attempt = activity.info().attempt
+        delivery = await asyncio.to_thread(
+            self._repository.record_delivery_attempt,
+            delivery_id=input.delivery_id,
+            registration_id=input.registration_id,
+            kind=input.kind,
+            attempt=attempt,
+            now=utcnow(),
+        )
+        if delivery.status is DeliveryStatus.SENT and delivery.sent_at is not None:
+            # An earlier attempt sent it but its completion never reached Temporal.
+            return SendEmailResult(attempts=delivery.attempts, sent_at=delivery.sent_at)
+
+        context: dict[str, object] = {"expires_at": input.expires_at}
+        if input.kind is EmailKind.VERIFICATION:
+            token = derive_token(self._secret_key, input.delivery_id)
+            await asyncio.to_thread(
+                self._repository.set_verification_token_hash,
+                registration_id=input.registration_id,
+                token_hash=hash_token(token),
+                now=utcnow(),
+            )
+            context["link"] = f"{self._public_base_url}/verify?token={token}"
+        email = self._renderer.render(
+            input.kind,
+            recipient=input.recipient,
+            message_id=message_id_for(input.delivery_id, self._from_email),
+            **context,
+        )
+        try:
+            await self._sender.send(email)
+        except Exception as err:
+            await asyncio.to_thread(
+                self._repository.record_delivery_error,
+                delivery_id=input.delivery_id,
+                error=describe_error(err),
+                now=utcnow(),
+            )
+            raise
+        sent = await asyncio.to_thread(
+            self._repository.mark_delivery_sent, delivery_id=input.delivery_id, sent_at=utcnow()
+        )
+        activity.logger.info("sent %s email for delivery %s", input.kind.value, input.delivery_id)
+        assert sent.sent_at is not None
+        return SendEmailResult(attempts=sent.attempts, sent_at=sent.sent_at)
+
+    @activity.defn(name="record_delivery_failure")
+    async def record_delivery_failure(self, input: DeliveryFailedInput) -> None:
+        await asyncio.to_thread(
+            self._repository.mark_delivery_failed,
+            delivery_id=input.delivery_id,
+            registration_id=input.registration_id,
+            kind=input.kind,
+            error=input.error,
+            now=utcnow(),
+        )
+
+    @activity.defn(name="activate_user")
+    async def activate_user(self, input: ActivateUserInput) -> None:
+        await asyncio.to_thread(
+            self._repository.activate,
+            registration_id=input.registration_id,
+            verified_at=input.verified_at,
+        )
+
+    @activity.defn(name="expire_user")
+    async def expire_user(self, input: ExpireUserInput) -> None:
+        await asyncio.to_thread(
+            self._repository.expire, registration_id=input.registration_id, now=utcnow()
+        )
+
+
+def describe_error(err: BaseException) -> str:
+    """A one-line reason for the delivery record; SMTP replies carry their code and text."""
+    text = str(err).strip() or "no detail"
+    return f"{type(err).__name__}: {text}"

@@ -1,0 +1,147 @@
+"""Try the service by hand.
+
+    python -m registration.cli register EMAIL      password from a prompt, or stdin when piped
+    python -m registration.cli verify TOKEN        the token, or the whole link from the email
+    python -m registration.cli status REGISTRATION_ID
+
+The server address comes from --address, else from GRPC_ADDRESS (default 127.0.0.1:50051).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from datetime import UTC
+from urllib.parse import parse_qs, urlsplit
+
+import grpc
+from google.protobuf import timestamp_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from registration.settings import load_settings
+from registration.v1 import registration_pb2 as pb
+from registration.v1 import registration_pb2_grpc as pb_grpc
+
+TIMEOUT_SECONDS = 30.0
+
+
+def _when(stamp: timestamp_pb2.Timestamp, present: bool = True) -> str:
+    if not present:
+        return "-"
+    return stamp.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds")
+
+
+def _status_name(enum: object, value: int) -> str:
+    name: str = enum.Name(value)  # type: ignore[attr-defined]
+    return name.split("_STATUS_", 1)[-1].split("EMAIL_KIND_", 1)[-1]
+
+
+def read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != first:
+            raise SystemExit("the passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def token_from(value: str) -> str:
+    """The token itself, or the token taken from a pasted verification link."""
+    if "://" in value:
+        tokens = parse_qs(urlsplit(value).query).get("token", [])
+        return tokens[0] if tokens else ""
+    return value
+
+
+def describe_error(err: grpc.RpcError) -> str:
+    call = err  # a grpc.Call as well as an RpcError
+    lines = [f"error: {call.code().name}: {call.details()}"]  # type: ignore[attr-defined]
+    status = rpc_status.from_call(call)  # type: ignore[arg-type]
+    if status is not None:
+        for detail in status.details:
+            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                lines += [f"  {v.field}: {v.description}" for v in bad.field_violations]
+    return "\n".join(lines)
+
+
+def print_registration(reg: pb.Registration) -> None:
+    print(f"registration_id: {reg.registration_id}")
+    print(f"user_id:         {reg.user_id}")
+    print(f"email:           {reg.email}")
+    print(f"status:          {_status_name(pb.RegistrationStatus, reg.status)}")
+    print(f"created_at:      {_when(reg.created_at)}")
+    print(f"verified_at:     {_when(reg.verified_at, reg.HasField('verified_at'))}")
+    print(f"expires_at:      {_when(reg.expires_at)}")
+    for d in reg.deliveries:
+        print(
+            f"email {_status_name(pb.EmailKind, d.kind).lower()}: "
+            f"{_status_name(pb.DeliveryStatus, d.status)}, attempts={d.attempts}, "
+            f"sent_at={_when(d.sent_at, d.HasField('sent_at'))}"
+            + (f", last_error={d.last_error}" if d.last_error else "")
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    with grpc.insecure_channel(args.address) as channel:
+        stub = pb_grpc.RegistrationServiceStub(channel)
+        try:
+            if args.command == "register":
+                password = read_password()
+                reply = stub.RegisterUser(
+                    pb.RegisterUserRequest(email=args.email, password=password),
+                    timeout=TIMEOUT_SECONDS,
+                )
+                print(f"registration_id: {reply.registration_id}")
+                print(f"status:          {_status_name(pb.RegistrationStatus, reply.status)}")
+                print(f"expires_at:      {_when(reply.expires_at)}")
+                print("A verification link is on its way to the mailbox.")
+            elif args.command == "verify":
+                verified = stub.VerifyEmail(
+                    pb.VerifyEmailRequest(token=token_from(args.token)), timeout=TIMEOUT_SECONDS
+                )
+                print(f"registration_id: {verified.registration_id}")
+                print(f"user_id:         {verified.user_id}")
+                print(f"status:          {_status_name(pb.RegistrationStatus, verified.status)}")
+            else:
+                got = stub.GetRegistration(
+                    pb.GetRegistrationRequest(registration_id=args.registration_id),
+                    timeout=TIMEOUT_SECONDS,
+                )
+                print_registration(got.registration)
+        except grpc.RpcError as err:
+            print(describe_error(err), file=sys.stderr)
+            return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m registration.cli",
+        description="A command-line client of the registration service.",
+    )
+    parser.add_argument(
+        "--address", help="host:port of the gRPC server (default: GRPC_ADDRESS or 127.0.0.1:50051)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    register = commands.add_parser(
+        "register", help="register an email; the password is read from a prompt or stdin"
+    )
+    register.add_argument("email")
+    verify = commands.add_parser(
+        "verify", help="verify with the token from the email's link, or the whole link"
+    )
+    verify.add_argument("token")
+    status = commands.add_parser("status", help="show a registration and its emails")
+    status.add_argument("registration_id")
+    args = parser.parse_args(argv)
+    if args.address is None:
+        args.address = load_settings().grpc_address
+    sys.exit(run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""The whole stack on one machine: what `make run` starts, and what the end-to-end tests use.
+
+    python -m registration.devstack [--var-dir var] [--ui-port 8233] [--headless]
+
+Starts, in this order, the Temporal dev server (SQLite file under the var folder, so a restart
+keeps every registration), the local SMTP sink, the worker and the gRPC server, each as its
+own process. Ctrl-C (or SIGTERM) stops them in the reverse order; if any of them dies, the
+others are stopped too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from registration.settings import Settings, load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STOP_TIMEOUT_SECONDS = 15.0
+
+
+def venv_binary(name: str) -> Path:
+    """A console script installed beside this interpreter (the venv's bin/), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return beside
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(
+            f"{name!r} is not installed; `make run` installs it into .venv from pyproject.toml"
+        )
+    return Path(found)
+
+
+def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with code {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f}s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+@dataclass
+class DevStack:
+    """Starts and stops the processes of the stack. `env` holds settings for all of them."""
+
+    var_dir: Path
+    env: dict[str, str]
+    ui_port: int | None = 8233
+    log_dir: Path | None = None  # None: the children write to this terminal
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _logs: list[IO[bytes]] = field(default_factory=list)
+
+    def start_all(self) -> None:
+        self.start_temporal()
+        self.start_smtp_sink()
+        self.start_worker()
+        self.start_server()
+
+    def start_temporal(self) -> subprocess.Popen[bytes]:
+        host, port = split_address(self.env["TEMPORAL_ADDRESS"])
+        command = [
+            str(venv_binary("temporal")), "server", "start-dev",
+            "--ip", host, "--port", str(port),
+            "--db-filename", str(self.var_dir / "temporal.db"),
+            "--log-level", "error",
+        ]  # fmt: skip
+        command += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
+        process = self._spawn("temporal", command)
+        wait_for_port(host, port, timeout=60, process=process)
+        return process
+
+    def start_smtp_sink(self) -> subprocess.Popen[bytes]:
+        host, port = self.env["SMTP_HOST"], int(self.env["SMTP_PORT"])
+        process = self._spawn(
+            "smtp-sink",
+            [sys.executable, "-m", "registration.smtp_sink", "--host", host, "--port", str(port),
+             "--mail-dir", self.env["MAIL_DIR"]],
+        )  # fmt: skip
+        wait_for_port(host, port, timeout=30, process=process)
+        return process
+
+    def start_worker(self, name: str = "worker", extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        return self._spawn(name, [sys.executable, str(PROJECT_ROOT / "worker.py")], extra_env)
+
+    def start_server(self, name: str = "server", extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        env = {**self.env, **(extra_env or {})}
+        process = self._spawn(name, [sys.executable, str(PROJECT_ROOT / "server.py")], extra_env)
+        host, port = split_address(env["GRPC_ADDRESS"])
+        wait_for_port(host, port, timeout=60, process=process)
+        return process
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.stop(name)
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+
+    def exited(self) -> dict[str, int]:
+        return {n: p.returncode for n, p in self.processes.items() if p.poll() is not None}
+
+    def _spawn(self, name: str, command: list[str], extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        if name in self.processes and self.processes[name].poll() is None:
+            raise RuntimeError(f"{name} is running already")
+        output: IO[bytes] | None = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (closed in stop_all)
+            self._logs.append(output)
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, **self.env, **(extra_env or {})},
+            cwd=PROJECT_ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            # Own session: a Ctrl-C in the terminal reaches only this launcher, which then
+            # stops the children in order instead of all of them dying at once.
+            start_new_session=True,
+        )
+        self.processes[name] = process
+        return process
+
+
+def stack_env(settings: Settings, var_dir: Path) -> dict[str, str]:
+    """The settings every child gets; files go under the var folder unless set explicitly."""
+
+    def in_var(variable: str, default: str) -> str:
+        return os.environ[variable] if variable in os.environ else default
+
+    return {
+        "TEMPORAL_ADDRESS": settings.temporal_address,
+        "TEMPORAL_NAMESPACE": settings.temporal_namespace,
+        "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "GRPC_ADDRESS": settings.grpc_address,
+        "SMTP_HOST": settings.smtp_host,
+        "SMTP_PORT": str(settings.smtp_port),
+        "MAIL_DIR": in_var("MAIL_DIR", str(var_dir / "mail")),
+        "DATABASE_URL": in_var("DATABASE_URL", f"sqlite:///{var_dir / 'registration.db'}"),
+        "SECRET_KEY_FILE": in_var("SECRET_KEY_FILE", str(var_dir / "secret.key")),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m registration.devstack",
+        description="Run the Temporal dev server, an SMTP sink, the worker and the gRPC server "
+        "in the foreground; Ctrl-C stops them all. Other settings come from the environment.",
+    )
+    parser.add_argument("--var-dir", type=Path, default=Path("var"), help="state folder (default: var)")
+    parser.add_argument("--ui-port", type=int, default=8233, help="Temporal web UI port (default: 8233)")
+    parser.add_argument("--headless", action="store_true", help="run Temporal without its web UI")
+    args = parser.parse_args(argv)
+
+    settings = load_settings()
+    var_dir = args.var_dir.resolve()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    stack = DevStack(var_dir=var_dir, env=stack_env(settings, var_dir), ui_port=None if args.headless else args.ui_port)
+
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    code = 0
+    try:
+        stack.start_all()
+        print_endpoints(settings, stack)
+        while not stopping:
+            if dead := stack.exited():
+                print(f"stopping everything: {dead} exited", file=sys.stderr, flush=True)
+                code = 1
+                break
+            time.sleep(0.3)
+    except (OSError, RuntimeError, TimeoutError) as err:
+        print(f"cannot start the stack: {err}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        print("stopping…", flush=True)
+        stack.stop_all()
+        print("stopped.", flush=True)
+    sys.exit(code)
+
+
+def print_endpoints(settings: Settings, stack: DevStack) -> None:
+    ui = f"http://127.0.0.1:{stack.ui_port}" if stack.ui_port else "disabled (--headless)"
+    lines = [
+        "",
+        "The registration stack is running:",
+        f"  gRPC API            {settings.grpc_address}   (registration.v1.RegistrationService)",
+        f"  Temporal frontend   {settings.temporal_address}",
+        f"  Temporal web UI     {ui}",
+        f"  SMTP sink           {settings.smtp_host}:{settings.smtp_port}   (mail kept in {stack.env['MAIL_DIR']})",
+        f"  database            {stack.env['DATABASE_URL']}",
+        "Try it:  .venv/bin/python -m registration.cli register you@example.com",
+        "Ctrl-C stops everything.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    main()

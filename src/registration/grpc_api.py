@@ -1,0 +1,190 @@
+"""The gRPC face of the service: translates protobuf to the application layer and back.
+
+It never touches SQL or SMTP. One table maps application errors to status codes; invalid
+arguments carry a google.rpc.BadRequest naming each field at fault.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
+import grpc
+from google.protobuf import timestamp_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+
+from registration.errors import (
+    AlreadyExists,
+    DependencyUnavailable,
+    InvalidArgument,
+    NotFound,
+    RegistrationError,
+    RegistrationExpired,
+)
+from registration.repository import RegistrationRecord
+from registration.service import RegistrationService
+from registration.status import DeliveryStatus, EmailKind, RegistrationStatus
+from registration.v1 import registration_pb2 as pb
+from registration.v1 import registration_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RegistrationService"].full_name
+# Requests of this API are an email, a password or a token: a few KiB is generous.
+MAX_REQUEST_BYTES = 16 * 1024
+
+STATUS_FOR_ERROR: dict[type[RegistrationError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    RegistrationExpired: grpc.StatusCode.FAILED_PRECONDITION,
+    DependencyUnavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+_REGISTRATION_STATUS = {
+    RegistrationStatus.PENDING_VERIFICATION: pb.REGISTRATION_STATUS_PENDING_VERIFICATION,
+    RegistrationStatus.ACTIVE: pb.REGISTRATION_STATUS_ACTIVE,
+    RegistrationStatus.EXPIRED: pb.REGISTRATION_STATUS_EXPIRED,
+}
+_DELIVERY_STATUS = {
+    DeliveryStatus.PENDING: pb.DELIVERY_STATUS_PENDING,
+    DeliveryStatus.SENT: pb.DELIVERY_STATUS_SENT,
+    DeliveryStatus.FAILED: pb.DELIVERY_STATUS_FAILED,
+}
+_EMAIL_KIND = {
+    EmailKind.VERIFICATION: pb.EMAIL_KIND_VERIFICATION,
+    EmailKind.WELCOME: pb.EMAIL_KIND_WELCOME,
+}
+
+Response = TypeVar("Response")
+
+
+class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
+    def __init__(self, service: RegistrationService) -> None:
+        self._service = service
+
+    async def RegisterUser(
+        self, request: pb.RegisterUserRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RegisterUserResponse:
+        async def call() -> pb.RegisterUserResponse:
+            result = await self._service.register(email=request.email, password=request.password)
+            return pb.RegisterUserResponse(
+                registration_id=result.registration_id,
+                status=_REGISTRATION_STATUS[result.status],
+                expires_at=_timestamp(result.expires_at),
+            )
+
+        return await _answer(context, call)
+
+    async def VerifyEmail(
+        self, request: pb.VerifyEmailRequest, context: grpc.aio.ServicerContext
+    ) -> pb.VerifyEmailResponse:
+        async def call() -> pb.VerifyEmailResponse:
+            result = await self._service.verify(token=request.token)
+            return pb.VerifyEmailResponse(
+                registration_id=result.registration_id,
+                user_id=result.user_id,
+                status=_REGISTRATION_STATUS[result.status],
+            )
+
+        return await _answer(context, call)
+
+    async def GetRegistration(
+        self, request: pb.GetRegistrationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetRegistrationResponse:
+        async def call() -> pb.GetRegistrationResponse:
+            record = await self._service.get(registration_id=request.registration_id)
+            return pb.GetRegistrationResponse(registration=registration_message(record))
+
+        return await _answer(context, call)
+
+
+async def _answer(
+    context: grpc.aio.ServicerContext, call: Callable[[], Awaitable[Response]]
+) -> Response:
+    try:
+        return await call()
+    except RegistrationError as err:
+        await context.abort_with_status(rpc_status.to_status(error_status(err)))
+        raise AssertionError("abort_with_status returned") from err
+    except Exception:
+        # Our fault, never the client's: log it whole, answer without internals.
+        log.exception("unexpected error")
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        raise
+
+
+def error_status(err: RegistrationError) -> status_pb2.Status:
+    code = STATUS_FOR_ERROR[type(err)]
+    status = status_pb2.Status(code=code.value[0], message=str(err))
+    if isinstance(err, InvalidArgument):
+        detail = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in err.violations
+            ]
+        )
+        status.details.add().Pack(detail)
+    return status
+
+
+def registration_message(record: RegistrationRecord) -> pb.Registration:
+    return pb.Registration(
+        registration_id=record.registration_id,
+        user_id=str(record.user_id),
+        email=record.email,
+        status=_REGISTRATION_STATUS[record.status],
+        created_at=_timestamp(record.created_at),
+        verified_at=_timestamp(record.verified_at),
+        expires_at=_timestamp(record.expires_at),
+        deliveries=[
+            pb.EmailDelivery(
+                kind=_EMAIL_KIND[d.kind],
+                status=_DELIVERY_STATUS[d.status],
+                attempts=d.attempts,
+                last_error=d.last_error or "",
+                sent_at=_timestamp(d.sent_at),
+            )
+            for d in record.deliveries
+        ],
+    )
+
+
+def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def create_server(
+    address: str, service: RegistrationService
+) -> tuple[grpc.aio.Server, int, HealthServicer]:
+    """A server with the registration service, health and reflection, bound to `address`
+    (port 0 picks a free one). Returns the server, the bound port and the health servicer."""
+    server = grpc.aio.server(
+        options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
+    )
+    pb_grpc.add_RegistrationServiceServicer_to_server(RegistrationServicer(service), server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        server,
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    return server, port, health
+
+
+async def mark_serving(health: HealthServicer) -> None:
+    for name in ("", SERVICE_NAME):
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)

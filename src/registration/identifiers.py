@@ -1,0 +1,64 @@
+"""Identifiers and tokens.
+
+Workflow IDs are shown in plain text in the Temporal web UI, so they are derived from the
+normalized email through an HMAC instead of containing it. A registration ID starts with the
+same key, which lets the server find the workflow of a registration the database does not know
+yet (the workflow persists the user a few milliseconds after RegisterUser has answered).
+
+Verification tokens are an HMAC of the delivery ID under the secret key: every retry of one
+delivery carries the same link, and nobody without the key can compute one. Only a SHA-256 of
+the token is ever stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+
+WORKFLOW_ID_PREFIX = "registration-"
+_EMAIL_KEY_BYTES = 16
+_NONCE_BYTES = 8
+_EMAIL_KEY_PATTERN = r"[a-z2-7]{26}"
+_REGISTRATION_ID_RE = re.compile(rf"^({_EMAIL_KEY_PATTERN})_[0-9a-f]{{{_NONCE_BYTES * 2}}}$")
+# Lowercase base32 of 32 bytes: safe in URLs, in shells and on command lines (no leading "-").
+_TOKEN_RE = re.compile(r"^[a-z2-7]{52}$")
+
+
+def email_key(secret_key: bytes, normalized_email: str) -> str:
+    digest = hmac.new(secret_key, b"email:" + normalized_email.encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest[:_EMAIL_KEY_BYTES]).decode().rstrip("=").lower()
+
+
+def workflow_id_for_email_key(key: str) -> str:
+    return WORKFLOW_ID_PREFIX + key
+
+
+def new_registration_id(key: str) -> str:
+    return f"{key}_{secrets.token_hex(_NONCE_BYTES)}"
+
+
+def is_registration_id(value: str) -> bool:
+    return _REGISTRATION_ID_RE.match(value) is not None
+
+
+def workflow_id_for_registration(registration_id: str) -> str:
+    match = _REGISTRATION_ID_RE.match(registration_id)
+    if match is None:
+        raise ValueError("not a registration id")
+    return workflow_id_for_email_key(match.group(1))
+
+
+def derive_token(secret_key: bytes, delivery_id: str) -> str:
+    digest = hmac.new(secret_key, b"verify:" + delivery_id.encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest).decode().rstrip("=").lower()
+
+
+def is_token(value: str) -> bool:
+    return _TOKEN_RE.match(value) is not None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

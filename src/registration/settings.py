@@ -1,0 +1,152 @@
+"""The one source of configuration: environment variables and an optional `.env` file."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: object) -> object:
+    """Accept "90", "90s", "15m", "24h", "7d", "250ms" beside pydantic's own ISO 8601 ("PT24H")."""
+    if isinstance(value, str) and (match := _DURATION_RE.match(value)):
+        return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+# Argon2id floor from OWASP's password storage guidance (m=19 MiB, t=2, p=1).
+ARGON2_MIN_MEMORY_KIB = 19456
+ARGON2_MIN_TIME_COST = 2
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; each field is read from the environment variable of the
+    same name in upper case. The defaults run the whole stack on one machine (`make run`)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Temporal
+    temporal_address: str = Field("127.0.0.1:7233", description="Temporal frontend host:port.")
+    temporal_namespace: str = Field("default", description="Temporal namespace.")
+    temporal_task_queue: str = Field("registration", description="Task queue of the worker.")
+    temporal_connect_timeout: Duration = Field(
+        timedelta(seconds=30),
+        description="How long server and worker keep retrying to reach Temporal at start.",
+    )
+
+    # gRPC API
+    grpc_address: str = Field("127.0.0.1:50051", description="Where the gRPC server listens.")
+    grpc_shutdown_grace: Duration = Field(
+        timedelta(seconds=10), description="How long in-flight calls may finish on shutdown."
+    )
+
+    # Database
+    database_url: str = Field(
+        "sqlite:///var/registration.db",
+        description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://… in production.",
+    )
+
+    # Secrets
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Key for verification tokens and pseudonymous workflow IDs. "
+        "When unset, a random key is created once in SECRET_KEY_FILE.",
+    )
+    secret_key_file: Path = Field(
+        Path("var/secret.key"), description="Where the generated key is kept when SECRET_KEY is unset."
+    )
+
+    # Registration rules
+    verification_timeout: Duration = Field(
+        timedelta(hours=24), description="How long a registration waits for verification."
+    )
+    password_min_length: int = Field(12, ge=8, description="Shortest password accepted.")
+    password_max_length: int = Field(1024, ge=64, description="Longest password accepted.")
+    argon2_time_cost: int = Field(ARGON2_MIN_TIME_COST, ge=ARGON2_MIN_TIME_COST)
+    argon2_memory_cost_kib: int = Field(ARGON2_MIN_MEMORY_KIB, ge=ARGON2_MIN_MEMORY_KIB)
+    argon2_parallelism: int = Field(1, ge=1)
+
+    # Email delivery retries (a named Temporal RetryPolicy is built from these)
+    email_retry_initial_interval: Duration = Field(timedelta(seconds=1))
+    email_retry_backoff_coefficient: float = Field(2.0, ge=1.0)
+    email_retry_maximum_interval: Duration = Field(timedelta(minutes=5))
+    email_retry_budget: Duration = Field(
+        timedelta(hours=1), description="Total time one email may spend on attempts and waits."
+    )
+
+    # SMTP
+    smtp_host: str = Field("127.0.0.1")
+    smtp_port: int = Field(1025, gt=0, lt=65536)
+    smtp_user: str | None = Field(None)
+    smtp_password: SecretStr | None = Field(None)
+    smtp_starttls: bool = Field(False, description="Upgrade the connection with STARTTLS.")
+    smtp_tls: bool = Field(False, description="Connect with implicit TLS (usually port 465).")
+    smtp_timeout: Duration = Field(timedelta(seconds=30))
+    smtp_from_email: str = Field("no-reply@registration.localhost")
+    smtp_from_name: str = Field("Durable Registration")
+    app_name: str = Field("Durable Registration")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000", description="Base of the links in emails."
+    )
+
+    # Local SMTP sink (make run)
+    mail_dir: Path = Field(Path("var/mail"), description="Where the local SMTP sink keeps .eml files.")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_tls_mode(self) -> Settings:
+        if self.smtp_tls and self.smtp_starttls:
+            raise ValueError("SMTP_TLS and SMTP_STARTTLS exclude each other")
+        if self.password_max_length < self.password_min_length:
+            raise ValueError("PASSWORD_MAX_LENGTH is below PASSWORD_MIN_LENGTH")
+        return self
+
+    def resolved_secret_key(self) -> bytes:
+        """SECRET_KEY, or the key kept in SECRET_KEY_FILE, created on first use."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        return _read_or_create_key_file(self.secret_key_file)
+
+
+def _read_or_create_key_file(path: Path) -> bytes:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+        try:
+            # link() never replaces: when several processes start at once, the first key
+            # written wins and every process reads that one, never a half-written file.
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    key = path.read_text().strip()
+    if not key:
+        raise RuntimeError(f"secret key file {path} is empty")
+    return key.encode()
+
+
+def load_settings() -> Settings:
+    """Settings for a process entry point: a configuration error ends it with a clear message."""
+    try:
+        return Settings()
+    except ValidationError as err:
+        raise SystemExit(f"invalid configuration (environment or .env):\n{err}") from None

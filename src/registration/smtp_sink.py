@@ -1,0 +1,90 @@
+"""A local SMTP sink for development and tests: keeps each message as a `.eml` file.
+
+    python -m registration.smtp_sink [--host 127.0.0.1] [--port 1025] [--mail-dir var/mail]
+
+Prints one line per message: recipient, subject and the first link of its text part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email
+import email.policy
+import os
+import re
+import signal
+import sys
+import time
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+_LINK_RE = re.compile(r"https?://\S+")
+
+
+class MaildirHandler:
+    """aiosmtpd handler that writes every accepted message atomically into one folder."""
+
+    def __init__(self, mail_dir: Path) -> None:
+        self.mail_dir = mail_dir
+        self._count = 0
+        mail_dir.mkdir(parents=True, exist_ok=True)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        self._count += 1
+        name = f"{time.time_ns()}-{os.getpid()}-{self._count}.eml"
+        draft = self.mail_dir / f".{name}.part"
+        draft.write_bytes(raw)
+        # The rename makes the file appear whole: a reader never sees half a message.
+        draft.rename(self.mail_dir / name)
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        print(summary_line(message, envelope.rcpt_tos), flush=True)
+        return "250 Message accepted for delivery"
+
+
+def summary_line(message: Any, recipients: list[str]) -> str:
+    link = first_link(message) or "-"
+    return f"mail to={','.join(recipients)} subject={message['Subject']!r} link={link}"
+
+
+def text_part(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    return part.get_content() if part is not None else ""
+
+
+def first_link(message: EmailMessage) -> str | None:
+    match = _LINK_RE.search(text_part(message))
+    return match.group(0) if match else None
+
+
+async def serve(host: str, port: int, mail_dir: Path) -> None:
+    loop = asyncio.get_running_loop()
+    handler = MaildirHandler(mail_dir)
+    server = await loop.create_server(lambda: SMTP(handler, hostname="smtp-sink"), host, port)
+    print(f"SMTP sink listening on {host}:{port}, keeping mail in {mail_dir}", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.close()
+    await server.wait_closed()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m registration.smtp_sink", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=1025)
+    parser.add_argument("--mail-dir", type=Path, default=Path("var/mail"))
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(serve(args.host, args.port, args.mail_dir))
+    except OSError as err:
+        sys.exit(f"SMTP sink cannot listen on {args.host}:{args.port}: {err}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Connecting to Temporal, patiently: in `make run` and in compose the server may still be
+starting when the worker and the gRPC server do."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from registration.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def connect_temporal(settings: Settings) -> Client:
+    deadline = time.monotonic() + settings.temporal_connect_timeout.total_seconds()
+    delay = 0.2
+    while True:
+        try:
+            return await Client.connect(
+                settings.temporal_address, namespace=settings.temporal_namespace
+            )
+        except (RuntimeError, RPCError) as err:
+            if time.monotonic() + delay > deadline:
+                raise RuntimeError(
+                    f"Temporal is not reachable at {settings.temporal_address}: {err}"
+                ) from err
+            log.info("waiting for Temporal at %s", settings.temporal_address)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)

@@ -1,0 +1,40 @@
+"""Input rules for RegisterUser: the email's syntax and normal form, the password policy."""
+
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+
+from registration.errors import FieldViolation
+
+MAX_EMAIL_LENGTH = 254
+
+
+def normalize_email(raw: str) -> tuple[str | None, FieldViolation | None]:
+    """The normalized address, or why it is not one. No DNS look-up on the request path."""
+    if not raw.strip():
+        return None, FieldViolation("email", "is required")
+    try:
+        result = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as err:
+        return None, FieldViolation("email", str(err))
+    # Mailbox names are case-sensitive by the letter of RFC 5321 but not by any provider in
+    # use: folding the case keeps "Ann@x.org" and "ann@x.org" from becoming two accounts.
+    normalized = result.normalized.lower()
+    if len(normalized) > MAX_EMAIL_LENGTH:
+        return None, FieldViolation("email", f"must be at most {MAX_EMAIL_LENGTH} characters")
+    return normalized, None
+
+
+def password_violation(
+    password: str, *, email: str | None, min_length: int, max_length: int
+) -> FieldViolation | None:
+    """NIST SP 800-63B style: length bounds only, no composition rules, never truncated."""
+    if not password:
+        return FieldViolation("password", "is required")
+    if len(password) < min_length:
+        return FieldViolation("password", f"must be at least {min_length} characters")
+    if len(password) > max_length:
+        return FieldViolation("password", f"must be at most {max_length} characters")
+    if email is not None and password.casefold() == email.casefold():
+        return FieldViolation("password", "must not be the email address")
+    return None
