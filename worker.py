@@ -56,7 +56,11 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with worker:
-        log.info("worker polling task queue %r at %s", settings.temporal_task_queue, settings.temporal_address)
+        log.info(
+            "worker polling task queue %r at %s",
+            settings.temporal_task_queue,
+            settings.temporal_address,
+        )
         await stop.wait()
     log.info("worker stopped")
 

@@ -13,6 +13,7 @@ import argparse
 import getpass
 import sys
 from datetime import UTC
+from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
 import grpc
@@ -56,9 +57,9 @@ def token_from(value: str) -> str:
 
 
 def describe_error(err: grpc.RpcError) -> str:
-    call = err  # a grpc.Call as well as an RpcError
-    lines = [f"error: {call.code().name}: {call.details()}"]  # type: ignore[attr-defined]
-    status = rpc_status.from_call(call)  # type: ignore[arg-type]
+    call = cast(grpc.Call, err)  # every RpcError of a unary call is also its grpc.Call
+    lines = [f"error: {call.code().name}: {call.details()}"]
+    status = rpc_status.from_call(call)
     if status is not None:
         for detail in status.details:
             if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):

@@ -42,11 +42,15 @@ def venv_binary(name: str) -> Path:
     return Path(found)
 
 
-def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    host: str, port: int, *, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with code {process.returncode} before listening on {port}")
+            raise RuntimeError(
+                f"process exited with code {process.returncode} before listening on {port}"
+            )
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
@@ -106,10 +110,14 @@ class DevStack:
         wait_for_port(host, port, timeout=30, process=process)
         return process
 
-    def start_worker(self, name: str = "worker", extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, name: str = "worker", extra_env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         return self._spawn(name, [sys.executable, str(PROJECT_ROOT / "worker.py")], extra_env)
 
-    def start_server(self, name: str = "server", extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start_server(
+        self, name: str = "server", extra_env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         env = {**self.env, **(extra_env or {})}
         process = self._spawn(name, [sys.executable, str(PROJECT_ROOT / "server.py")], extra_env)
         host, port = split_address(env["GRPC_ADDRESS"])
@@ -136,7 +144,9 @@ class DevStack:
     def exited(self) -> dict[str, int]:
         return {n: p.returncode for n, p in self.processes.items() if p.poll() is not None}
 
-    def _spawn(self, name: str, command: list[str], extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, command: list[str], extra_env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         if name in self.processes and self.processes[name].poll() is None:
             raise RuntimeError(f"{name} is running already")
         output: IO[bytes] | None = None
@@ -161,8 +171,9 @@ class DevStack:
 def stack_env(settings: Settings, var_dir: Path) -> dict[str, str]:
     """The settings every child gets; files go under the var folder unless set explicitly."""
 
-    def in_var(variable: str, default: str) -> str:
-        return os.environ[variable] if variable in os.environ else default
+    def in_var(name: str, default: str) -> str:
+        # Set in the environment or .env: honoured; left to its default: under the var folder.
+        return str(getattr(settings, name)) if name in settings.model_fields_set else default
 
     return {
         "TEMPORAL_ADDRESS": settings.temporal_address,
@@ -171,9 +182,9 @@ def stack_env(settings: Settings, var_dir: Path) -> dict[str, str]:
         "GRPC_ADDRESS": settings.grpc_address,
         "SMTP_HOST": settings.smtp_host,
         "SMTP_PORT": str(settings.smtp_port),
-        "MAIL_DIR": in_var("MAIL_DIR", str(var_dir / "mail")),
-        "DATABASE_URL": in_var("DATABASE_URL", f"sqlite:///{var_dir / 'registration.db'}"),
-        "SECRET_KEY_FILE": in_var("SECRET_KEY_FILE", str(var_dir / "secret.key")),
+        "MAIL_DIR": in_var("mail_dir", str(var_dir / "mail")),
+        "DATABASE_URL": in_var("database_url", f"sqlite:///{var_dir / 'registration.db'}"),
+        "SECRET_KEY_FILE": in_var("secret_key_file", str(var_dir / "secret.key")),
     }
 
 
@@ -183,15 +194,23 @@ def main(argv: list[str] | None = None) -> None:
         description="Run the Temporal dev server, an SMTP sink, the worker and the gRPC server "
         "in the foreground; Ctrl-C stops them all. Other settings come from the environment.",
     )
-    parser.add_argument("--var-dir", type=Path, default=Path("var"), help="state folder (default: var)")
-    parser.add_argument("--ui-port", type=int, default=8233, help="Temporal web UI port (default: 8233)")
+    parser.add_argument(
+        "--var-dir", type=Path, default=Path("var"), help="state folder (default: var)"
+    )
+    parser.add_argument(
+        "--ui-port", type=int, default=8233, help="Temporal web UI port (default: 8233)"
+    )
     parser.add_argument("--headless", action="store_true", help="run Temporal without its web UI")
     args = parser.parse_args(argv)
 
     settings = load_settings()
     var_dir = args.var_dir.resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
-    stack = DevStack(var_dir=var_dir, env=stack_env(settings, var_dir), ui_port=None if args.headless else args.ui_port)
+    stack = DevStack(
+        var_dir=var_dir,
+        env=stack_env(settings, var_dir),
+        ui_port=None if args.headless else args.ui_port,
+    )
 
     stopping = False
 
@@ -229,7 +248,8 @@ def print_endpoints(settings: Settings, stack: DevStack) -> None:
         f"  gRPC API            {settings.grpc_address}   (registration.v1.RegistrationService)",
         f"  Temporal frontend   {settings.temporal_address}",
         f"  Temporal web UI     {ui}",
-        f"  SMTP sink           {settings.smtp_host}:{settings.smtp_port}   (mail kept in {stack.env['MAIL_DIR']})",
+        f"  SMTP sink           {settings.smtp_host}:{settings.smtp_port}",
+        f"  mailbox             {stack.env['MAIL_DIR']}  (one .eml file per message)",
         f"  database            {stack.env['DATABASE_URL']}",
         "Try it:  .venv/bin/python -m registration.cli register you@example.com",
         "Ctrl-C stops everything.",

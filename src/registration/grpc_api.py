@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -70,7 +70,9 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         self._service = service
 
     async def RegisterUser(
-        self, request: pb.RegisterUserRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.RegisterUserRequest,
+        context: grpc.aio.ServicerContext[pb.RegisterUserRequest, pb.RegisterUserResponse],
     ) -> pb.RegisterUserResponse:
         async def call() -> pb.RegisterUserResponse:
             result = await self._service.register(email=request.email, password=request.password)
@@ -83,7 +85,9 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         return await _answer(context, call)
 
     async def VerifyEmail(
-        self, request: pb.VerifyEmailRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.VerifyEmailRequest,
+        context: grpc.aio.ServicerContext[pb.VerifyEmailRequest, pb.VerifyEmailResponse],
     ) -> pb.VerifyEmailResponse:
         async def call() -> pb.VerifyEmailResponse:
             result = await self._service.verify(token=request.token)
@@ -96,7 +100,9 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         return await _answer(context, call)
 
     async def GetRegistration(
-        self, request: pb.GetRegistrationRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetRegistrationRequest,
+        context: grpc.aio.ServicerContext[pb.GetRegistrationRequest, pb.GetRegistrationResponse],
     ) -> pb.GetRegistrationResponse:
         async def call() -> pb.GetRegistrationResponse:
             record = await self._service.get(registration_id=request.registration_id)
@@ -106,7 +112,7 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
 
 
 async def _answer(
-    context: grpc.aio.ServicerContext, call: Callable[[], Awaitable[Response]]
+    context: grpc.aio.ServicerContext[Any, Response], call: Callable[[], Awaitable[Response]]
 ) -> Response:
     try:
         return await call()
@@ -126,7 +132,9 @@ def error_status(err: RegistrationError) -> status_pb2.Status:
     if isinstance(err, InvalidArgument):
         detail = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
                 for v in err.violations
             ]
         )
@@ -176,7 +184,11 @@ def create_server(
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
-        [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        [
+            SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     port = server.add_insecure_port(address)

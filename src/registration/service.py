@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar, cast
 
 from argon2 import PasswordHasher
 from sqlalchemy.exc import OperationalError
@@ -51,6 +51,7 @@ from workflows.contracts import (
     RegistrationInput,
     RegistrationState,
     VerifyEmailRequest,
+    VerifyEmailResult,
 )
 from workflows.registration import RegistrationWorkflow
 
@@ -177,9 +178,13 @@ class RegistrationService:
             )
         )
         try:
-            result = await handle.execute_update(
-                RegistrationWorkflow.verify_email,
-                VerifyEmailRequest(registration_id=record.registration_id),
+            # The SDK types an async update's result as its coroutine; the value is the result.
+            result = cast(
+                VerifyEmailResult,
+                await handle.execute_update(
+                    RegistrationWorkflow.verify_email,
+                    VerifyEmailRequest(registration_id=record.registration_id),
+                ),
             )
         except WorkflowUpdateFailedError:
             return await self._settled_verification(record.registration_id)
@@ -194,9 +199,7 @@ class RegistrationService:
 
     async def get(self, *, registration_id: str) -> RegistrationRecord:
         if not is_registration_id(registration_id):
-            raise InvalidArgument(
-                [FieldViolation("registration_id", "is not a registration id")]
-            )
+            raise InvalidArgument([FieldViolation("registration_id", "is not a registration id")])
         record = await self._db(self._repository.get_registration, registration_id=registration_id)
         if record is not None:
             return record

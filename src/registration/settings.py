@@ -9,7 +9,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -64,7 +71,8 @@ class Settings(BaseSettings):
         "When unset, a random key is created once in SECRET_KEY_FILE.",
     )
     secret_key_file: Path = Field(
-        Path("var/secret.key"), description="Where the generated key is kept when SECRET_KEY is unset."
+        Path("var/secret.key"),
+        description="Where the generated key is kept when SECRET_KEY is unset.",
     )
 
     # Registration rules
@@ -101,7 +109,9 @@ class Settings(BaseSettings):
     )
 
     # Local SMTP sink (make run)
-    mail_dir: Path = Field(Path("var/mail"), description="Where the local SMTP sink keeps .eml files.")
+    mail_dir: Path = Field(
+        Path("var/mail"), description="Where the local SMTP sink keeps .eml files."
+    )
 
     @field_validator("public_base_url")
     @classmethod

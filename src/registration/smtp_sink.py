@@ -75,7 +75,9 @@ async def serve(host: str, port: int, mail_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m registration.smtp_sink", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m registration.smtp_sink", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1025)
     parser.add_argument("--mail-dir", type=Path, default=Path("var/mail"))

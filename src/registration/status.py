@@ -5,21 +5,21 @@ Kept free of heavy imports: workflow code uses these enums inside Temporal's san
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class RegistrationStatus(str, Enum):
+class RegistrationStatus(StrEnum):
     PENDING_VERIFICATION = "PENDING_VERIFICATION"
     ACTIVE = "ACTIVE"
     EXPIRED = "EXPIRED"
 
 
-class DeliveryStatus(str, Enum):
+class DeliveryStatus(StrEnum):
     PENDING = "PENDING"
     SENT = "SENT"
     FAILED = "FAILED"
 
 
-class EmailKind(str, Enum):
+class EmailKind(StrEnum):
     VERIFICATION = "VERIFICATION"
     WELCOME = "WELCOME"

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.registration import EMAIL_ALREADY_REGISTERED, RegistrationActivities
@@ -71,7 +71,10 @@ class RegistrationWorkflow:
             created_at=input.requested_at,
             expires_at=input.expires_at,
             deliveries=[
-                DeliveryState(delivery_id(input.registration_id, EmailKind.VERIFICATION), EmailKind.VERIFICATION)
+                DeliveryState(
+                    delivery_id(input.registration_id, EmailKind.VERIFICATION),
+                    EmailKind.VERIFICATION,
+                )
             ],
         )
         self._verification_requested = False
@@ -218,7 +221,8 @@ class RegistrationWorkflow:
 
 
 def _failure_reason(err: ActivityError) -> str:
-    cause = err.cause
-    while cause is not None and cause.cause is not None and not isinstance(cause, ApplicationError):
-        cause = cause.cause
-    return str(cause or err)
+    """The innermost failure: the SMTP reply of the last attempt, or the budget's timeout."""
+    reason: BaseException = err
+    while isinstance(reason, FailureError) and reason.cause is not None:
+        reason = reason.cause
+    return str(reason)
