@@ -1,0 +1,136 @@
+"""Pseudonymous workflow IDs, registration IDs and verification tokens."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from registration.identifiers import (
+    WORKFLOW_ID_PREFIX,
+    derive_token,
+    email_key,
+    hash_token,
+    is_registration_id,
+    is_token,
+    new_registration_id,
+    workflow_id_for_email_key,
+    workflow_id_for_registration,
+)
+
+KEY = b"unit-test-secret-key"
+OTHER_KEY = b"another-secret-key"
+EMAIL = "ann.lee@example.org"
+
+# `^...$` with re.match lets one trailing "\n" through: "$" also matches before a final
+# newline. Strict, so the marker has to go once identifiers.py uses re.fullmatch or "\Z".
+TRAILING_NEWLINE_BUG = pytest.mark.xfail(
+    strict=True, reason="identifiers: '$' accepts a trailing newline (known bug)"
+)
+
+
+def test_email_key_is_deterministic() -> None:
+    assert email_key(KEY, EMAIL) == email_key(KEY, EMAIL)
+
+
+def test_email_key_depends_on_the_secret_key() -> None:
+    assert email_key(KEY, EMAIL) != email_key(OTHER_KEY, EMAIL)
+
+
+def test_email_key_depends_on_the_email() -> None:
+    assert email_key(KEY, EMAIL) != email_key(KEY, "bob@example.org")
+
+
+def test_email_key_does_not_reveal_the_email() -> None:
+    key = email_key(KEY, EMAIL)
+    workflow_id = workflow_id_for_email_key(key)
+    for part in ("ann", "lee", "example", "@"):
+        assert part not in key
+        assert part not in workflow_id
+
+
+def test_email_key_is_26_lowercase_base32_characters() -> None:
+    assert re.fullmatch(r"[a-z2-7]{26}", email_key(KEY, EMAIL))
+
+
+def test_registration_id_leads_to_the_workflow_of_its_email() -> None:
+    key = email_key(KEY, EMAIL)
+    registration_id = new_registration_id(key)
+    assert workflow_id_for_registration(registration_id) == workflow_id_for_email_key(key)
+    assert workflow_id_for_email_key(key) == WORKFLOW_ID_PREFIX + key
+
+
+def test_new_registration_ids_are_unique_and_valid() -> None:
+    key = email_key(KEY, EMAIL)
+    first, second = new_registration_id(key), new_registration_id(key)
+    assert first != second
+    assert is_registration_id(first)
+    assert is_registration_id(second)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "garbage",
+        "registration-abc",
+        email_key(KEY, EMAIL),  # the key alone, without a nonce
+        email_key(KEY, EMAIL) + "_",
+        email_key(KEY, EMAIL) + "_0123456789abcdeg",  # 'g' is no hex digit
+        email_key(KEY, EMAIL) + "_0123456789abcdef0",  # one hex digit too many
+        email_key(KEY, EMAIL).upper() + "_0123456789abcdef",
+        " " + email_key(KEY, EMAIL) + "_0123456789abcdef",
+        pytest.param(email_key(KEY, EMAIL) + "_0123456789abcdef\n", marks=TRAILING_NEWLINE_BUG),
+    ],
+)
+def test_is_registration_id_rejects_garbage(value: str) -> None:
+    assert not is_registration_id(value)
+
+
+def test_workflow_id_for_registration_rejects_garbage() -> None:
+    with pytest.raises(ValueError):
+        workflow_id_for_registration("not-a-registration-id")
+
+
+def test_token_is_deterministic_per_key_and_delivery() -> None:
+    assert derive_token(KEY, "reg.verification.1") == derive_token(KEY, "reg.verification.1")
+
+
+def test_token_differs_across_deliveries() -> None:
+    assert derive_token(KEY, "reg.verification.1") != derive_token(KEY, "reg.verification.2")
+
+
+def test_token_differs_across_secret_keys() -> None:
+    assert derive_token(KEY, "reg.verification.1") != derive_token(OTHER_KEY, "reg.verification.1")
+
+
+def test_token_is_shell_and_url_safe() -> None:
+    token = derive_token(KEY, "reg.verification.1")
+    assert re.fullmatch(r"[a-z2-7]{52}", token)
+    assert "-" not in token
+    assert is_token(token)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "a" * 51,
+        "a" * 53,
+        "A" * 52,
+        "1" * 52,
+        "a" * 51 + "-",
+        pytest.param("a" * 52 + "\n", marks=TRAILING_NEWLINE_BUG),
+    ],
+)
+def test_is_token_rejects_malformed_values(value: str) -> None:
+    assert not is_token(value)
+
+
+def test_token_hash_is_sha256_hex_and_not_the_token() -> None:
+    token = derive_token(KEY, "reg.verification.1")
+    digest = hash_token(token)
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    assert digest != token
+    assert digest == hash_token(token)
+    assert digest != hash_token(derive_token(KEY, "reg.verification.2"))

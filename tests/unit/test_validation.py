@@ -1,0 +1,130 @@
+"""The email normal form and the password policy of RegisterUser."""
+
+from __future__ import annotations
+
+import pytest
+
+from registration.errors import FieldViolation
+from registration.validation import MAX_EMAIL_LENGTH, normalize_email, password_violation
+
+MIN = 12
+MAX = 1024
+
+
+def _accepted(raw: str) -> str:
+    normalized, violation = normalize_email(raw)
+    assert violation is None, violation
+    assert normalized is not None
+    return normalized
+
+
+def _rejected(raw: str) -> FieldViolation:
+    normalized, violation = normalize_email(raw)
+    assert normalized is None
+    assert violation is not None
+    return violation
+
+
+def _violation(password: str, email: str | None = "ann@example.org") -> FieldViolation | None:
+    return password_violation(password, email=email, min_length=MIN, max_length=MAX)
+
+
+# normalize_email ---------------------------------------------------------------------------
+
+
+def test_email_is_lowercased_in_local_part_and_domain() -> None:
+    assert _accepted("Ann.Lee@Example.ORG") == "ann.lee@example.org"
+
+
+def test_differently_cased_addresses_normalize_to_the_same_account() -> None:
+    assert _accepted("ANN@example.org") == _accepted("ann@EXAMPLE.org")
+
+
+def test_internationalized_domain_is_accepted_and_kept_in_unicode() -> None:
+    assert _accepted("user@bücher.de") == "user@bücher.de"
+    assert _accepted("User@BÜCHER.de") == "user@bücher.de"
+
+
+def test_surrounding_whitespace_is_stripped() -> None:
+    assert _accepted("  \tann@example.org \n") == "ann@example.org"
+
+
+@pytest.mark.parametrize("raw", ["", " ", "\t\n  "])
+def test_empty_or_blank_email_is_required(raw: str) -> None:
+    violation = _rejected(raw)
+    assert violation.field == "email"
+    assert violation.description == "is required"
+
+
+@pytest.mark.parametrize("raw", ["ann.example.org", "ann@", "@example.org", "ann@@example.org"])
+def test_malformed_email_is_rejected_on_the_email_field(raw: str) -> None:
+    violation = _rejected(raw)
+    assert violation.field == "email"
+    assert violation.description
+
+
+def test_email_longer_than_254_characters_is_rejected() -> None:
+    domain = ".".join(["b" * 63] * 3) + ".com"  # 195 characters, every label legal
+    raw = "a" * 64 + "@" + domain
+    assert len(raw) > MAX_EMAIL_LENGTH
+    assert _rejected(raw).field == "email"
+
+
+def test_email_of_254_characters_or_fewer_is_accepted() -> None:
+    domain = ".".join(["b" * 60] * 3) + ".com"
+    raw = "a" * 64 + "@" + domain
+    assert len(raw) <= MAX_EMAIL_LENGTH
+    assert _accepted(raw) == raw
+
+
+# password_violation ------------------------------------------------------------------------
+
+
+def test_empty_password_is_required() -> None:
+    violation = _violation("")
+    assert violation == FieldViolation("password", "is required")
+
+
+def test_password_one_below_minimum_is_too_short() -> None:
+    violation = _violation("x" * (MIN - 1))
+    assert violation is not None
+    assert violation.field == "password"
+    assert str(MIN) in violation.description
+
+
+def test_password_one_above_maximum_is_too_long() -> None:
+    violation = _violation("x" * (MAX + 1))
+    assert violation is not None
+    assert violation.field == "password"
+    assert str(MAX) in violation.description
+
+
+@pytest.mark.parametrize("length", [MIN, 64, MAX])
+def test_passwords_within_the_bounds_are_accepted(length: int) -> None:
+    assert _violation("x" * length) is None
+
+
+def test_password_equal_to_the_email_is_rejected() -> None:
+    violation = _violation("ann.lee@example.org", email="ann.lee@example.org")
+    assert violation is not None
+    assert violation.field == "password"
+
+
+def test_password_equal_to_the_email_in_other_case_is_rejected() -> None:
+    violation = _violation("Ann.Lee@EXAMPLE.org", email="ann.lee@example.org")
+    assert violation is not None
+    assert violation.field == "password"
+
+
+def test_password_containing_the_email_is_not_equal_to_it() -> None:
+    assert _violation("ann.lee@example.org!", email="ann.lee@example.org") is None
+
+
+def test_email_check_is_skipped_without_an_email() -> None:
+    assert _violation("ann.lee@example.org", email=None) is None
+
+
+def test_no_composition_rules_apply() -> None:
+    """NIST SP 800-63B: no digits, capitals or symbols are demanded."""
+    assert _violation("correct horse battery staple") is None
+    assert _violation("abcdefghijklmnop") is None
