@@ -1,0 +1,172 @@
+"""Configuration from environment variables: durations, cross-field rules, the secret key."""
+
+from __future__ import annotations
+
+import stat
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from registration.settings import Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No variable of the developer's shell and no `.env` of the repository leaks in."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)
+    key_file = tmp_path / "keys" / "secret.key"
+    monkeypatch.setenv("SECRET_KEY_FILE", str(key_file))
+    return key_file
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("90", timedelta(seconds=90)),
+        ("90s", timedelta(seconds=90)),
+        ("15m", timedelta(minutes=15)),
+        ("24h", timedelta(hours=24)),
+        ("7d", timedelta(days=7)),
+        ("250ms", timedelta(milliseconds=250)),
+        ("1.5h", timedelta(minutes=90)),
+        (" 15m ", timedelta(minutes=15)),
+        ("PT2H", timedelta(hours=2)),
+    ],
+)
+def test_duration_formats(monkeypatch: pytest.MonkeyPatch, raw: str, expected: timedelta) -> None:
+    monkeypatch.setenv("VERIFICATION_TIMEOUT", raw)
+    assert Settings(_env_file=None).verification_timeout == expected
+
+
+@pytest.mark.parametrize("raw", ["soon", "15 minutes", "15w", "-5m"])
+def test_unparseable_duration_is_rejected(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("SMTP_TIMEOUT", raw)
+    with pytest.raises(ValidationError, match="smtp_timeout"):
+        Settings(_env_file=None)
+
+
+def test_env_file_in_working_directory_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("VERIFICATION_TIMEOUT=2h\n")
+    assert Settings().verification_timeout == timedelta(hours=2)
+
+
+def test_tls_and_starttls_exclude_each_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMTP_TLS", "true")
+    monkeypatch.setenv("SMTP_STARTTLS", "true")
+    with pytest.raises(ValidationError, match="SMTP_TLS and SMTP_STARTTLS"):
+        Settings(_env_file=None)
+
+
+@pytest.mark.parametrize(("tls", "starttls"), [("true", "false"), ("false", "true")])
+def test_one_tls_mode_alone_is_accepted(
+    monkeypatch: pytest.MonkeyPatch, tls: str, starttls: str
+) -> None:
+    monkeypatch.setenv("SMTP_TLS", tls)
+    monkeypatch.setenv("SMTP_STARTTLS", starttls)
+    settings = Settings(_env_file=None)
+    assert (settings.smtp_tls, settings.smtp_starttls) == (tls == "true", starttls == "true")
+
+
+def test_password_min_length_below_8_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PASSWORD_MIN_LENGTH", "7")
+    with pytest.raises(ValidationError, match="password_min_length"):
+        Settings(_env_file=None)
+
+
+def test_password_min_length_of_8_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PASSWORD_MIN_LENGTH", "8")
+    assert Settings(_env_file=None).password_min_length == 8
+
+
+def test_password_max_below_min_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PASSWORD_MIN_LENGTH", "100")
+    monkeypatch.setenv("PASSWORD_MAX_LENGTH", "99")
+    with pytest.raises(ValidationError, match="PASSWORD_MAX_LENGTH"):
+        Settings(_env_file=None)
+
+
+def test_public_base_url_loses_its_trailing_slash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://example.org/")
+    assert Settings(_env_file=None).public_base_url == "https://example.org"
+
+
+# Secret key --------------------------------------------------------------------------------
+
+
+def test_secret_key_file_is_created_once_with_owner_only_permissions(
+    clean_environment: Path,
+) -> None:
+    key_file = clean_environment
+    assert not key_file.exists()
+
+    settings = Settings(_env_file=None)
+    first = settings.resolved_secret_key()
+
+    assert key_file.is_file()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert len(first) >= 32
+    assert first == key_file.read_text().strip().encode()
+    assert settings.resolved_secret_key() == first
+    assert Settings(_env_file=None).resolved_secret_key() == first
+    # The draft written before the link is gone.
+    assert sorted(p.name for p in key_file.parent.iterdir()) == ["secret.key"]
+
+
+def test_existing_key_file_is_not_replaced(clean_environment: Path) -> None:
+    clean_environment.parent.mkdir(parents=True)
+    clean_environment.write_text("kept-key\n")
+    assert Settings(_env_file=None).resolved_secret_key() == b"kept-key"
+    assert clean_environment.read_text() == "kept-key\n"
+
+
+def test_empty_key_file_is_an_error(clean_environment: Path) -> None:
+    clean_environment.parent.mkdir(parents=True)
+    clean_environment.write_text("\n")
+    with pytest.raises(RuntimeError, match="empty"):
+        Settings(_env_file=None).resolved_secret_key()
+
+
+def test_secret_key_variable_wins_over_the_file(
+    monkeypatch: pytest.MonkeyPatch, clean_environment: Path
+) -> None:
+    clean_environment.parent.mkdir(parents=True)
+    clean_environment.write_text("from-file")
+    monkeypatch.setenv("SECRET_KEY", "from-environment")
+    assert Settings(_env_file=None).resolved_secret_key() == b"from-environment"
+
+
+def test_secret_key_variable_creates_no_file(
+    monkeypatch: pytest.MonkeyPatch, clean_environment: Path
+) -> None:
+    monkeypatch.setenv("SECRET_KEY", "from-environment")
+    Settings(_env_file=None).resolved_secret_key()
+    assert not clean_environment.exists()
+
+
+def test_secret_key_is_not_shown_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_KEY", "very-secret-value")
+    assert "very-secret-value" not in repr(Settings(_env_file=None))
+
+
+# load_settings -----------------------------------------------------------------------------
+
+
+def test_load_settings_turns_a_bad_value_into_a_clean_exit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SMTP_PORT", "not-a-port")
+    with pytest.raises(SystemExit) as exc_info:
+        load_settings()
+    message = str(exc_info.value.code)
+    assert message.startswith("invalid configuration")
+    assert "smtp_port" in message.lower()
+    assert "not-a-port" in message
+
+
+def test_load_settings_returns_settings_when_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMTP_PORT", "2525")
+    assert load_settings().smtp_port == 2525
