@@ -48,8 +48,9 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    configure_logging("server")
-    asyncio.run(serve(load_settings()))
+    settings = load_settings()
+    configure_logging("server", settings.log_level)
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -66,8 +66,9 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> None:
-    configure_logging("worker")
-    asyncio.run(run(load_settings()))
+    settings = load_settings()
+    configure_logging("worker", settings.log_level)
+    asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

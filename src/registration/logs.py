@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 
 
-def configure_logging(process: str) -> None:
+def configure_logging(process: str, level: str) -> None:
     logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        level=level.upper(),
         format=f"%(asctime)s {process} %(levelname)s %(name)s: %(message)s",
     )

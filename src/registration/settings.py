@@ -7,7 +7,7 @@ import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     BeforeValidator,
@@ -81,37 +81,58 @@ class Settings(BaseSettings):
     )
     password_min_length: int = Field(12, ge=8, description="Shortest password accepted.")
     password_max_length: int = Field(1024, ge=64, description="Longest password accepted.")
-    argon2_time_cost: int = Field(ARGON2_MIN_TIME_COST, ge=ARGON2_MIN_TIME_COST)
-    argon2_memory_cost_kib: int = Field(ARGON2_MIN_MEMORY_KIB, ge=ARGON2_MIN_MEMORY_KIB)
-    argon2_parallelism: int = Field(1, ge=1)
+    argon2_time_cost: int = Field(
+        ARGON2_MIN_TIME_COST, ge=ARGON2_MIN_TIME_COST, description="argon2id iterations."
+    )
+    argon2_memory_cost_kib: int = Field(
+        ARGON2_MIN_MEMORY_KIB, ge=ARGON2_MIN_MEMORY_KIB, description="argon2id memory in KiB."
+    )
+    argon2_parallelism: int = Field(1, ge=1, description="argon2id lanes.")
 
     # Email delivery retries (a named Temporal RetryPolicy is built from these)
-    email_retry_initial_interval: Duration = Field(timedelta(seconds=1))
-    email_retry_backoff_coefficient: float = Field(2.0, ge=1.0)
-    email_retry_maximum_interval: Duration = Field(timedelta(minutes=5))
+    email_retry_initial_interval: Duration = Field(
+        timedelta(seconds=1), description="Wait before the second attempt of an email."
+    )
+    email_retry_backoff_coefficient: float = Field(
+        2.0, ge=1.0, description="Each wait is this many times the previous one."
+    )
+    email_retry_maximum_interval: Duration = Field(
+        timedelta(minutes=5), description="Longest wait between two attempts."
+    )
     email_retry_budget: Duration = Field(
         timedelta(hours=1), description="Total time one email may spend on attempts and waits."
     )
 
     # SMTP
-    smtp_host: str = Field("127.0.0.1")
-    smtp_port: int = Field(1025, gt=0, lt=65536)
-    smtp_user: str | None = Field(None)
-    smtp_password: SecretStr | None = Field(None)
+    smtp_host: str = Field("127.0.0.1", description="SMTP relay host.")
+    smtp_port: int = Field(1025, gt=0, lt=65536, description="SMTP relay port.")
+    smtp_user: str | None = Field(None, description="SMTP login; no login when unset.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
     smtp_starttls: bool = Field(False, description="Upgrade the connection with STARTTLS.")
     smtp_tls: bool = Field(False, description="Connect with implicit TLS (usually port 465).")
-    smtp_timeout: Duration = Field(timedelta(seconds=30))
-    smtp_from_email: str = Field("no-reply@registration.localhost")
-    smtp_from_name: str = Field("Durable Registration")
-    app_name: str = Field("Durable Registration")
+    smtp_timeout: Duration = Field(timedelta(seconds=30), description="Timeout of one SMTP step.")
+    smtp_from_email: str = Field(
+        "no-reply@registration.localhost", description="Sender address of every email."
+    )
+    smtp_from_name: str = Field("Durable Registration", description="Sender display name.")
+    app_name: str = Field("Durable Registration", description="Product name used in emails.")
     public_base_url: str = Field(
         "http://127.0.0.1:8000", description="Base of the links in emails."
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level of the server and the worker."
     )
 
     # Local SMTP sink (make run)
     mail_dir: Path = Field(
         Path("var/mail"), description="Where the local SMTP sink keeps .eml files."
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("public_base_url")
     @classmethod
