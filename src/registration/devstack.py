@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import signal
 import socket
@@ -60,9 +61,21 @@ def wait_for_port(
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port that is free now, for tests and side-by-side stacks.
+
+    Taken below the kernel's ephemeral range (32768+ on Linux), where the Temporal dev server
+    picks its own random ports and outgoing connections get theirs: a port from that range
+    could be taken by one of them before our process binds it.
+    """
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free port found in 20000-32000")
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -82,8 +95,9 @@ class DevStack:
     _logs: list[IO[bytes]] = field(default_factory=list)
 
     def start_all(self) -> None:
-        self.start_temporal()
+        # The sink first: the dev server picks random ports of its own when it starts.
         self.start_smtp_sink()
+        self.start_temporal()
         self.start_worker()
         self.start_server()
 

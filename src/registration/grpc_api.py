@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.message_factory import GetMessageClass
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -22,6 +25,7 @@ from grpc_status import rpc_status
 from registration.errors import (
     AlreadyExists,
     DependencyUnavailable,
+    FieldViolation,
     InvalidArgument,
     NotFound,
     RegistrationError,
@@ -65,6 +69,41 @@ _EMAIL_KIND = {
 Response = TypeVar("Response")
 
 
+@dataclass(frozen=True)
+class MalformedRequest:
+    """Stands in for request bytes that do not decode as the method's message type."""
+
+    message_type: str
+    reason: str
+
+
+def _tolerant_deserializer(message_class: type[Message]) -> Callable[[bytes], object]:
+    # grpcio answers a deserializer's exception with UNKNOWN; bytes the client got wrong
+    # deserve INVALID_ARGUMENT, so the servicer receives a marker and answers that.
+    def deserialize(data: bytes) -> object:
+        try:
+            return message_class.FromString(data)
+        except DecodeError as err:
+            return MalformedRequest(message_class.DESCRIPTOR.full_name, str(err))
+
+    return deserialize
+
+
+def _add_servicer(servicer: RegistrationServicer, server: grpc.aio.Server) -> None:
+    """Like the generated add_RegistrationServiceServicer_to_server, with tolerant decoding."""
+    service = pb.DESCRIPTOR.services_by_name["RegistrationService"]
+    handlers = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=_tolerant_deserializer(GetMessageClass(method.input_type)),
+            response_serializer=GetMessageClass(method.output_type).SerializeToString,
+        )
+        for method in service.methods
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
 class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
     def __init__(self, service: RegistrationService) -> None:
         self._service = service
@@ -82,7 +121,7 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
                 expires_at=_timestamp(result.expires_at),
             )
 
-        return await _answer(context, call)
+        return await _answer(context, request, call)
 
     async def VerifyEmail(
         self,
@@ -97,7 +136,7 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
                 status=_REGISTRATION_STATUS[result.status],
             )
 
-        return await _answer(context, call)
+        return await _answer(context, request, call)
 
     async def GetRegistration(
         self,
@@ -108,13 +147,23 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
             record = await self._service.get(registration_id=request.registration_id)
             return pb.GetRegistrationResponse(registration=registration_message(record))
 
-        return await _answer(context, call)
+        return await _answer(context, request, call)
 
 
 async def _answer(
-    context: grpc.aio.ServicerContext[Any, Response], call: Callable[[], Awaitable[Response]]
+    context: grpc.aio.ServicerContext[Any, Response],
+    request: object,
+    call: Callable[[], Awaitable[Response]],
 ) -> Response:
     try:
+        if isinstance(request, MalformedRequest):
+            raise InvalidArgument(
+                [
+                    FieldViolation(
+                        "request", f"is not a valid {request.message_type}: {request.reason}"
+                    )
+                ]
+            )
         return await call()
     except RegistrationError as err:
         await context.abort_with_status(rpc_status.to_status(error_status(err)))
@@ -180,7 +229,7 @@ def create_server(
     server = grpc.aio.server(
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
     )
-    pb_grpc.add_RegistrationServiceServicer_to_server(RegistrationServicer(service), server)
+    _add_servicer(RegistrationServicer(service), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

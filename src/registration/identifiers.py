@@ -22,9 +22,10 @@ WORKFLOW_ID_PREFIX = "registration-"
 _EMAIL_KEY_BYTES = 16
 _NONCE_BYTES = 8
 _EMAIL_KEY_PATTERN = r"[a-z2-7]{26}"
-_REGISTRATION_ID_RE = re.compile(rf"^({_EMAIL_KEY_PATTERN})_[0-9a-f]{{{_NONCE_BYTES * 2}}}$")
+# Matched with fullmatch: "$" alone would let a trailing newline through.
+_REGISTRATION_ID_RE = re.compile(rf"({_EMAIL_KEY_PATTERN})_[0-9a-f]{{{_NONCE_BYTES * 2}}}")
 # Lowercase base32 of 32 bytes: safe in URLs, in shells and on command lines (no leading "-").
-_TOKEN_RE = re.compile(r"^[a-z2-7]{52}$")
+_TOKEN_RE = re.compile(r"[a-z2-7]{52}")
 
 
 def email_key(secret_key: bytes, normalized_email: str) -> str:
@@ -41,11 +42,11 @@ def new_registration_id(key: str) -> str:
 
 
 def is_registration_id(value: str) -> bool:
-    return _REGISTRATION_ID_RE.match(value) is not None
+    return _REGISTRATION_ID_RE.fullmatch(value) is not None
 
 
 def workflow_id_for_registration(registration_id: str) -> str:
-    match = _REGISTRATION_ID_RE.match(registration_id)
+    match = _REGISTRATION_ID_RE.fullmatch(registration_id)
     if match is None:
         raise ValueError("not a registration id")
     return workflow_id_for_email_key(match.group(1))
@@ -57,7 +58,7 @@ def derive_token(secret_key: bytes, delivery_id: str) -> str:
 
 
 def is_token(value: str) -> bool:
-    return _TOKEN_RE.match(value) is not None
+    return _TOKEN_RE.fullmatch(value) is not None
 
 
 def hash_token(token: str) -> str:

@@ -92,3 +92,30 @@ async def test_email_with_a_pending_registration_is_already_exists(
         await stub.RegisterUser(pb.RegisterUserRequest(email=address.upper(), password=PASSWORD))
     assert caught.value.code() is grpc.StatusCode.ALREADY_EXISTS
     assert len(stack.users(address)) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"\x0a\x02\xff\xfe", grpc.StatusCode.INVALID_ARGUMENT),  # email with bad UTF-8
+        (b"\x0a\x80\x80\x80", grpc.StatusCode.INVALID_ARGUMENT),  # truncated wire format
+        (
+            b"\x0a\x90\x4e" + b"a" * 10_000 + b"\x12\x01a" * 3_000,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        ),
+    ],
+    ids=["bad-utf8", "corrupt", "oversized"],
+)
+async def test_undecodable_request_bytes_get_a_clear_status(
+    stack: Stack, channel: grpc.aio.Channel, raw: bytes, code: grpc.StatusCode
+) -> None:
+    rows_before = stack.row_counts()
+    call = channel.unary_unary("/registration.v1.RegistrationService/RegisterUser")
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call(raw)
+
+    assert caught.value.code() is code
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        assert bad_request_fields(caught.value) == ["request"]
+    assert stack.row_counts() == rows_before
