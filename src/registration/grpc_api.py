@@ -43,7 +43,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RegistrationService"].full_name
 # Requests of this API are an email, a password or a token: a few KiB is generous.
 MAX_REQUEST_BYTES = 16 * 1024
 
-STATUS_FOR_ERROR: dict[type[RegistrationError], grpc.StatusCode] = {
+STATUS_FOR_ERROR: dict[type, grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     NotFound: grpc.StatusCode.NOT_FOUND,
@@ -176,7 +176,8 @@ async def _answer(
 
 
 def error_status(err: RegistrationError) -> status_pb2.Status:
-    code = STATUS_FOR_ERROR[type(err)]
+    # The nearest mapped class, so that a more specific error inherits its parent's code.
+    code = next(STATUS_FOR_ERROR[c] for c in type(err).__mro__ if c in STATUS_FOR_ERROR)
     status = status_pb2.Status(code=code.value[0], message=str(err))
     if isinstance(err, InvalidArgument):
         detail = error_details_pb2.BadRequest(

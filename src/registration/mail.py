@@ -9,6 +9,7 @@ from email.utils import format_datetime, formataddr
 from typing import Any, Protocol
 
 import aiosmtplib
+import idna
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from registration.db import utcnow
@@ -67,7 +68,7 @@ class SmtpMailSender:
         s = self._settings
         message = EmailMessage()
         message["From"] = formataddr((s.smtp_from_name, s.smtp_from_email))
-        message["To"] = email.recipient
+        message["To"] = transport_address(email.recipient)
         message["Subject"] = email.subject
         message["Date"] = format_datetime(date)
         message["Message-ID"] = email.message_id
@@ -91,5 +92,15 @@ class SmtpMailSender:
 
 def message_id_for(delivery_id: str, from_email: str) -> str:
     """The same Message-ID on every attempt of one delivery, so receivers can drop repeats."""
-    domain = from_email.rpartition("@")[2] or "localhost"
-    return f"<{delivery_id}@{domain}>"
+    domain = from_email.rpartition("@")[2] if "@" in from_email else ""
+    return f"<{delivery_id}@{domain or 'localhost'}>"
+
+
+def transport_address(address: str) -> str:
+    """The address as relays expect it: an internationalized domain in its ASCII (A-label)
+    form, which every relay accepts, where the Unicode form would need SMTPUTF8. A non-ASCII
+    local part has no ASCII form and still needs a relay with SMTPUTF8."""
+    local, _, domain = address.rpartition("@")
+    if domain.isascii():
+        return address
+    return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     SecretStr,
@@ -30,7 +31,13 @@ def parse_duration(value: object) -> object:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be a positive duration")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
 
 # Argon2id floor from OWASP's password storage guidance (m=19 MiB, t=2, p=1).
 ARGON2_MIN_MEMORY_KIB = 19456
@@ -180,4 +187,8 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as err:
-        raise SystemExit(f"invalid configuration (environment or .env):\n{err}") from None
+        problems = "\n".join(
+            f"  {'.'.join(str(part) for part in e['loc']).upper() or 'settings'}: {e['msg']}"
+            for e in err.errors()
+        )
+        raise SystemExit(f"invalid configuration (environment or .env):\n{problems}") from None

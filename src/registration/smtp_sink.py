@@ -64,7 +64,9 @@ def first_link(message: EmailMessage) -> str | None:
 async def serve(host: str, port: int, mail_dir: Path) -> None:
     loop = asyncio.get_running_loop()
     handler = MaildirHandler(mail_dir)
-    server = await loop.create_server(lambda: SMTP(handler, hostname="smtp-sink"), host, port)
+    server = await loop.create_server(
+        lambda: SMTP(handler, hostname="smtp-sink", enable_SMTPUTF8=True), host, port
+    )
     print(f"SMTP sink listening on {host}:{port}, keeping mail in {mail_dir}", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -22,12 +22,6 @@ KEY = b"unit-test-secret-key"
 OTHER_KEY = b"another-secret-key"
 EMAIL = "ann.lee@example.org"
 
-# `^...$` with re.match lets one trailing "\n" through: "$" also matches before a final
-# newline. Strict, so the marker has to go once identifiers.py uses re.fullmatch or "\Z".
-TRAILING_NEWLINE_BUG = pytest.mark.xfail(
-    strict=True, reason="identifiers: '$' accepts a trailing newline (known bug)"
-)
-
 
 def test_email_key_is_deterministic() -> None:
     assert email_key(KEY, EMAIL) == email_key(KEY, EMAIL)
@@ -80,16 +74,19 @@ def test_new_registration_ids_are_unique_and_valid() -> None:
         email_key(KEY, EMAIL) + "_0123456789abcdef0",  # one hex digit too many
         email_key(KEY, EMAIL).upper() + "_0123456789abcdef",
         " " + email_key(KEY, EMAIL) + "_0123456789abcdef",
-        pytest.param(email_key(KEY, EMAIL) + "_0123456789abcdef\n", marks=TRAILING_NEWLINE_BUG),
+        email_key(KEY, EMAIL) + "_0123456789abcdef\n",  # "$" alone would let it through
     ],
 )
 def test_is_registration_id_rejects_garbage(value: str) -> None:
     assert not is_registration_id(value)
 
 
-def test_workflow_id_for_registration_rejects_garbage() -> None:
+@pytest.mark.parametrize(
+    "value", ["not-a-registration-id", email_key(KEY, EMAIL) + "_0123456789abcdef\n"]
+)
+def test_workflow_id_for_registration_rejects_garbage(value: str) -> None:
     with pytest.raises(ValueError):
-        workflow_id_for_registration("not-a-registration-id")
+        workflow_id_for_registration(value)
 
 
 def test_token_is_deterministic_per_key_and_delivery() -> None:
@@ -120,7 +117,7 @@ def test_token_is_shell_and_url_safe() -> None:
         "A" * 52,
         "1" * 52,
         "a" * 51 + "-",
-        pytest.param("a" * 52 + "\n", marks=TRAILING_NEWLINE_BUG),
+        "a" * 52 + "\n",  # "$" alone would let it through
     ],
 )
 def test_is_token_rejects_malformed_values(value: str) -> None:

@@ -298,6 +298,24 @@ def test_mark_delivery_failed_creates_a_missing_delivery(repo: RegistrationRepos
     assert failed.attempts == 0
 
 
+def test_mark_delivery_failed_does_not_undo_a_sent_delivery(
+    repo: RegistrationRepository,
+) -> None:
+    _create(repo)
+    _attempt(repo, 1)
+    repo.mark_delivery_sent(delivery_id="reg-1.verification.1", sent_at=T0)
+    record = repo.mark_delivery_failed(
+        delivery_id="reg-1.verification.1",
+        registration_id="reg-1",
+        kind=EmailKind.VERIFICATION,
+        error="late failure report",
+        now=T0 + timedelta(hours=1),
+    )
+    assert record.status is DeliveryStatus.SENT
+    assert record.sent_at == T0
+    assert record.last_error is None
+
+
 def test_delivery_error_is_recorded_truncated_while_pending(
     repo: RegistrationRepository,
 ) -> None:

@@ -1,0 +1,261 @@
+"""Email templates, message building and delivery to a real SMTP sink."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+
+import jinja2
+import pytest
+from aiosmtpd.smtp import SMTP
+
+from registration.mail import (
+    OutgoingEmail,
+    SmtpMailSender,
+    TemplateRenderer,
+    message_id_for,
+)
+from registration.settings import Settings
+from registration.smtp_sink import MaildirHandler, first_link, summary_line
+from registration.status import EmailKind
+
+LINK = "http://127.0.0.1:8000/verify?token=" + "a" * 52
+EXPIRES_AT = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
+RECIPIENT = "ann@example.org"
+
+
+def _verification(renderer: TemplateRenderer, recipient: str = RECIPIENT) -> OutgoingEmail:
+    return renderer.render(
+        EmailKind.VERIFICATION,
+        recipient=recipient,
+        message_id="<reg.verification.1@registration.localhost>",
+        link=LINK,
+        expires_at=EXPIRES_AT,
+    )
+
+
+# Templates ---------------------------------------------------------------------------------
+
+
+def test_verification_email_carries_app_name_link_and_deadline() -> None:
+    rendered = _verification(TemplateRenderer(app_name="Acme Accounts"))
+    assert "Acme Accounts" in rendered.subject
+    assert "\n" not in rendered.subject
+    assert LINK in rendered.text
+    assert f'href="{LINK}"' in rendered.html
+    assert "2030-01-02 03:04 UTC" in rendered.text
+    assert "2030-01-02 03:04 UTC" in rendered.html
+    assert rendered.recipient == RECIPIENT
+    assert rendered.message_id == "<reg.verification.1@registration.localhost>"
+
+
+def test_html_part_escapes_app_name_and_recipient() -> None:
+    rendered = _verification(
+        TemplateRenderer(app_name="A <b> & Co"), recipient="<script>x</script>@example.com"
+    )
+    assert "A &lt;b&gt; &amp; Co" in rendered.html
+    assert "&lt;script&gt;x&lt;/script&gt;@example.com" in rendered.html
+    assert "<b>" not in rendered.html
+    assert "<script>" not in rendered.html
+    assert "<title>Confirm your email address for A &lt;b&gt; &amp; Co</title>" in rendered.html
+
+
+def test_text_part_and_subject_are_not_html_escaped() -> None:
+    rendered = _verification(TemplateRenderer(app_name="A <b> & Co"))
+    assert "A <b> & Co" in rendered.text
+    assert "&lt;" not in rendered.text
+    assert "&amp;" not in rendered.text
+    assert rendered.subject == "Confirm your email address for A <b> & Co"
+
+
+def test_verification_without_link_is_an_error_not_an_empty_href() -> None:
+    with pytest.raises(jinja2.UndefinedError):
+        TemplateRenderer(app_name="Acme").render(
+            EmailKind.VERIFICATION, recipient=RECIPIENT, message_id="<m@x>", expires_at=EXPIRES_AT
+        )
+
+
+def test_welcome_email_renders_without_a_link() -> None:
+    rendered = TemplateRenderer(app_name="Acme").render(
+        EmailKind.WELCOME, recipient=RECIPIENT, message_id="<reg.welcome.1@x>"
+    )
+    assert rendered.subject == "Welcome to Acme"
+    assert "Acme" in rendered.text
+    assert "http" not in rendered.text
+    assert "href" not in rendered.html
+    assert RECIPIENT in rendered.html
+
+
+# Message-ID --------------------------------------------------------------------------------
+
+
+def test_message_id_is_stable_per_delivery() -> None:
+    first = message_id_for("reg.verification.1", "no-reply@mail.example.org")
+    assert first == message_id_for("reg.verification.1", "no-reply@mail.example.org")
+    assert first != message_id_for("reg.welcome.1", "no-reply@mail.example.org")
+
+
+def test_message_id_uses_the_domain_of_the_from_address() -> None:
+    assert message_id_for("d-1", "no-reply@mail.example.org") == "<d-1@mail.example.org>"
+
+
+def test_message_id_falls_back_to_localhost_without_a_domain() -> None:
+    assert message_id_for("d-1", "no-reply@") == "<d-1@localhost>"
+
+
+# Message building --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def _parts(message: EmailMessage) -> dict[str, str]:
+    return {
+        part.get_content_type(): part.get_content()
+        for part in message.walk()
+        if not part.is_multipart()
+    }
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_build_message_has_headers_and_two_alternatives() -> None:
+    settings = Settings(
+        _env_file=None, smtp_from_email="no-reply@example.org", smtp_from_name="Acme Accounts"
+    )
+    outgoing = _verification(TemplateRenderer(app_name="Acme"))
+    message = SmtpMailSender(settings).build_message(outgoing, date=EXPIRES_AT)
+
+    assert message["From"] == "Acme Accounts <no-reply@example.org>"
+    assert message["To"] == RECIPIENT
+    assert message["Subject"] == outgoing.subject
+    assert message["Message-ID"] == outgoing.message_id
+    assert message["Date"].datetime == EXPIRES_AT
+    assert message.get_content_type() == "multipart/alternative"
+    assert _parts(message) == {"text/plain": outgoing.text, "text/html": outgoing.html}
+
+
+# Delivery to a real SMTP sink --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sink:
+    port: int
+    mail_dir: Path
+
+    def messages(self) -> list[EmailMessage]:
+        return [
+            email.message_from_bytes(path.read_bytes(), policy=default)
+            for path in sorted(self.mail_dir.glob("*.eml"))
+        ]
+
+
+async def _start_sink(mail_dir: Path) -> tuple[asyncio.Server, Sink]:
+    handler = MaildirHandler(mail_dir)
+    loop = asyncio.get_running_loop()
+    # Built like smtp_sink.serve(), which cannot be used here: it waits for a signal.
+    server = await loop.create_server(lambda: SMTP(handler, hostname="smtp-sink"), "127.0.0.1", 0)
+    return server, Sink(port=server.sockets[0].getsockname()[1], mail_dir=mail_dir)
+
+
+@pytest.fixture
+async def sink(tmp_path: Path) -> AsyncIterator[Sink]:
+    server, sink = await _start_sink(tmp_path / "mail")
+    yield sink
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.mark.usefixtures("clean_environment")
+async def test_sender_delivers_one_complete_message(
+    sink: Sink, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(_env_file=None, smtp_port=sink.port)
+    outgoing = TemplateRenderer(app_name=settings.app_name).render(
+        EmailKind.VERIFICATION,
+        recipient=RECIPIENT,
+        message_id=message_id_for("reg.verification.1", settings.smtp_from_email),
+        link=LINK,
+        expires_at=EXPIRES_AT,
+    )
+
+    await SmtpMailSender(settings).send(outgoing)
+
+    files = list(sink.mail_dir.iterdir())
+    assert len(files) == 1
+    assert files[0].suffix == ".eml"
+    assert not files[0].name.startswith(".")
+    [message] = sink.messages()
+    assert message["To"] == RECIPIENT
+    assert message["Subject"] == outgoing.subject
+    assert message["Message-ID"] == "<reg.verification.1@registration.localhost>"
+    assert message["From"] == "Durable Registration <no-reply@registration.localhost>"
+    parts = _parts(message)
+    assert set(parts) == {"text/plain", "text/html"}
+    assert LINK in parts["text/plain"]
+    assert LINK in parts["text/html"]
+
+    assert first_link(message) == LINK
+    expected_summary = f"mail to={RECIPIENT} subject={outgoing.subject!r} link={LINK}"
+    assert summary_line(message, [RECIPIENT]) == expected_summary
+    assert expected_summary in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("clean_environment")
+async def test_non_ascii_subject_survives_the_trip(sink: Sink) -> None:
+    settings = Settings(_env_file=None, smtp_port=sink.port, smtp_from_name="Bücherei Ärger")
+    outgoing = _verification(TemplateRenderer(app_name="Bücherei Ärger"))
+
+    await SmtpMailSender(settings).send(outgoing)
+
+    [message] = sink.messages()
+    assert message["Subject"] == "Confirm your email address for Bücherei Ärger"
+    assert message["From"].addresses[0].display_name == "Bücherei Ärger"
+    assert "Bücherei Ärger" in _parts(message)["text/plain"]
+
+
+@pytest.mark.usefixtures("clean_environment")
+async def test_each_send_is_its_own_file(sink: Sink) -> None:
+    settings = Settings(_env_file=None, smtp_port=sink.port)
+    renderer = TemplateRenderer(app_name="Acme")
+    sender = SmtpMailSender(settings)
+    await sender.send(_verification(renderer))
+    await sender.send(renderer.render(EmailKind.WELCOME, recipient=RECIPIENT, message_id="<w@x>"))
+
+    messages = sink.messages()
+    assert len(messages) == 2
+    assert {m["Message-ID"] for m in messages} == {
+        "<reg.verification.1@registration.localhost>",
+        "<w@x>",
+    }
+    assert first_link(next(m for m in messages if m["Message-ID"] == "<w@x>")) is None
+    assert [p.name for p in sink.mail_dir.iterdir() if p.name.endswith(".part")] == []
+
+
+@pytest.mark.usefixtures("clean_environment")
+async def test_unreachable_relay_raises(tmp_path: Path) -> None:
+    server, sink = await _start_sink(tmp_path / "mail")
+    server.close()
+    await server.wait_closed()
+    settings = Settings(_env_file=None, smtp_port=sink.port, smtp_timeout=timedelta(seconds=2))
+    with pytest.raises(OSError):
+        await SmtpMailSender(settings).send(_verification(TemplateRenderer(app_name="Acme")))
+
+
+@pytest.mark.usefixtures("clean_environment")
+async def test_idn_recipient_reaches_a_relay_without_smtputf8(sink: Sink) -> None:
+    """normalize_email accepts user@bücher.de; its verification email must be deliverable."""
+    settings = Settings(_env_file=None, smtp_port=sink.port)
+    await SmtpMailSender(settings).send(
+        _verification(TemplateRenderer(app_name="Acme"), recipient="user@bücher.de")
+    )
+    assert len(sink.messages()) == 1
