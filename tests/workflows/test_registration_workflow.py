@@ -106,27 +106,36 @@ async def registration_input(
     )
 
 
+@dataclass
+class Harness:
+    env: WorkflowEnvironment
+    task_queue: str
+    fakes: FakeActivities
+
+    async def start(
+        self,
+    ) -> tuple[RegistrationInput, WorkflowHandle[RegistrationWorkflow, RegistrationState]]:
+        input = await registration_input(self.env)
+        handle = await self.env.client.start_workflow(
+            RegistrationWorkflow.run,
+            input,
+            id=f"wf-{input.registration_id}",
+            task_queue=self.task_queue,
+        )
+        return input, handle
+
+
 @pytest.fixture
-async def running(
-    time_skipping_env: WorkflowEnvironment,
-) -> AsyncIterator[tuple[WorkflowEnvironment, str, FakeActivities]]:
+async def harness(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Harness]:
     fakes = FakeActivities()
-    task_queue = f"test-{uuid.uuid4()}"
+    task_queue = f"test-{uuid.uuid4()}"  # a fresh queue: no test sees another's workflows
     async with Worker(
         time_skipping_env.client,
         task_queue=task_queue,
         workflows=[RegistrationWorkflow],
         activities=fakes.all(),
     ):
-        yield time_skipping_env, task_queue, fakes
-
-
-async def start(
-    env: WorkflowEnvironment, task_queue: str, input: RegistrationInput
-) -> WorkflowHandle[RegistrationWorkflow, RegistrationState]:
-    return await env.client.start_workflow(
-        RegistrationWorkflow.run, input, id=f"wf-{input.registration_id}", task_queue=task_queue
-    )
+        yield Harness(time_skipping_env, task_queue, fakes)
 
 
 async def wait_for_sent(
@@ -141,11 +150,10 @@ async def wait_for_sent(
 
 
 async def test_verified_registration_becomes_active_and_gets_a_welcome_email(
-    running: tuple[WorkflowEnvironment, str, FakeActivities],
+    harness: Harness,
 ) -> None:
-    env, task_queue, fakes = running
-    input = await registration_input(env)
-    handle = await start(env, task_queue, input)
+    fakes = harness.fakes
+    input, handle = await harness.start()
     await wait_for_sent(handle)
 
     result = await handle.execute_update(
@@ -167,11 +175,10 @@ async def test_verified_registration_becomes_active_and_gets_a_welcome_email(
 
 
 async def test_unverified_registration_expires_after_24_hours_of_skipped_time(
-    running: tuple[WorkflowEnvironment, str, FakeActivities],
+    harness: Harness,
 ) -> None:
-    env, task_queue, fakes = running
-    input = await registration_input(env)
-    handle = await start(env, task_queue, input)
+    fakes = harness.fakes
+    input, handle = await harness.start()
 
     started = time.monotonic()
     final = await handle.result()
@@ -186,11 +193,11 @@ async def test_unverified_registration_expires_after_24_hours_of_skipped_time(
 
 
 async def test_email_failing_twice_is_retried_and_counts_three_attempts(
-    running: tuple[WorkflowEnvironment, str, FakeActivities],
+    harness: Harness,
 ) -> None:
-    env, task_queue, fakes = running
+    fakes = harness.fakes
     fakes.send_failures = 2
-    handle = await start(env, task_queue, await registration_input(env))
+    _, handle = await harness.start()
 
     state = await wait_for_sent(handle)
     delivery = state.deliveries[0]
@@ -201,12 +208,11 @@ async def test_email_failing_twice_is_retried_and_counts_three_attempts(
 
 
 async def test_permanent_email_failure_records_failed_delivery_and_registration_stays_pending(
-    running: tuple[WorkflowEnvironment, str, FakeActivities],
+    harness: Harness,
 ) -> None:
-    env, task_queue, fakes = running
+    fakes = harness.fakes
     fakes.send_fails_permanently = True
-    input = await registration_input(env)
-    handle = await start(env, task_queue, input)
+    _, handle = await harness.start()
 
     state = await wait_for_sent(handle)
     assert state.status is RegistrationStatus.PENDING_VERIFICATION
@@ -219,11 +225,10 @@ async def test_permanent_email_failure_records_failed_delivery_and_registration_
 
 
 async def test_verify_update_for_another_registration_is_rejected(
-    running: tuple[WorkflowEnvironment, str, FakeActivities],
+    harness: Harness,
 ) -> None:
-    env, task_queue, fakes = running
-    input = await registration_input(env)
-    handle = await start(env, task_queue, input)
+    fakes = harness.fakes
+    _, handle = await harness.start()
     await wait_for_sent(handle)
 
     with pytest.raises(WorkflowUpdateFailedError):
@@ -237,11 +242,10 @@ async def test_verify_update_for_another_registration_is_rejected(
 
 
 async def test_operator_verify_signal_activates(
-    running: tuple[WorkflowEnvironment, str, FakeActivities],
+    harness: Harness,
 ) -> None:
-    env, task_queue, fakes = running
-    input = await registration_input(env)
-    handle = await start(env, task_queue, input)
+    fakes = harness.fakes
+    input, handle = await harness.start()
     await wait_for_sent(handle)
 
     await handle.signal(RegistrationWorkflow.verify)
@@ -251,11 +255,11 @@ async def test_operator_verify_signal_activates(
 
 
 async def test_email_taken_by_another_registration_ends_without_sending(
-    running: tuple[WorkflowEnvironment, str, FakeActivities],
+    harness: Harness,
 ) -> None:
-    env, task_queue, fakes = running
+    fakes = harness.fakes
     fakes.email_taken = True
-    handle = await start(env, task_queue, await registration_input(env))
+    _, handle = await harness.start()
 
     with pytest.raises(WorkflowFailureError):
         await handle.result()
