@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     status.add_argument("registration_id")
     args = parser.parse_args(argv)
     if args.address is None:
-        args.address = load_settings().grpc_address
+        args.address = load_settings(needs_secrets=False).grpc_address
     sys.exit(run(args))
 
 

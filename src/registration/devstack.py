@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from registration.net import split_address
 from registration.settings import Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -78,11 +79,6 @@ def free_port() -> int:
     raise OSError("no free port found in 20000-32000")
 
 
-def split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host or "127.0.0.1", int(port)
-
-
 @dataclass
 class DevStack:
     """Starts and stops the processes of the stack. `env` holds settings for all of them."""
@@ -95,11 +91,29 @@ class DevStack:
     _logs: list[IO[bytes]] = field(default_factory=list)
 
     def start_all(self) -> None:
-        # The sink first: the dev server picks random ports of its own when it starts.
+        self.ensure_local_secrets()
+        # The sink and the codec first: the dev server picks random ports of its own.
         self.start_smtp_sink()
+        self.start_codec_server()
         self.start_temporal()
         self.start_worker()
         self.start_server()
+
+    def ensure_local_secrets(self) -> None:
+        """Create the local secret key and payload key under the var folder on first start,
+        before several processes would race to do it."""
+        settings = Settings(
+            secret_key_file=Path(self.env["SECRET_KEY_FILE"]),
+            payload_keys_file=Path(self.env["PAYLOAD_KEYS_FILE"]),
+        )
+        settings.resolved_secret_key()
+        settings.resolved_payload_keys()
+
+    def start_codec_server(self) -> subprocess.Popen[bytes]:
+        host, port = split_address(self.env["CODEC_SERVER_ADDRESS"])
+        process = self._spawn("codec", [sys.executable, "-m", "registration.codec_server"])
+        wait_for_port(host, port, timeout=30, process=process)
+        return process
 
     def start_temporal(self) -> subprocess.Popen[bytes]:
         host, port = split_address(self.env["TEMPORAL_ADDRESS"])
@@ -109,7 +123,11 @@ class DevStack:
             "--db-filename", str(self.var_dir / "temporal.db"),
             "--log-level", "error",
         ]  # fmt: skip
-        command += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
+        if self.ui_port:
+            codec = "http://{}:{}".format(*split_address(self.env["CODEC_SERVER_ADDRESS"]))
+            command += ["--ui-port", str(self.ui_port), "--ui-codec-endpoint", codec]
+        else:
+            command += ["--headless"]
         process = self._spawn("temporal", command)
         wait_for_port(host, port, timeout=60, process=process)
         return process
@@ -199,6 +217,8 @@ def stack_env(settings: Settings, var_dir: Path) -> dict[str, str]:
         "MAIL_DIR": in_var("mail_dir", str(var_dir / "mail")),
         "DATABASE_URL": in_var("database_url", f"sqlite:///{var_dir / 'registration.db'}"),
         "SECRET_KEY_FILE": in_var("secret_key_file", str(var_dir / "secret.key")),
+        "PAYLOAD_KEYS_FILE": in_var("payload_keys_file", str(var_dir / "payload.keys")),
+        "CODEC_SERVER_ADDRESS": settings.codec_server_address,
     }
 
 
@@ -217,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--headless", action="store_true", help="run Temporal without its web UI")
     args = parser.parse_args(argv)
 
-    settings = load_settings()
+    settings = load_settings(needs_secrets=False)
     var_dir = args.var_dir.resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
     stack = DevStack(
@@ -262,6 +282,7 @@ def print_endpoints(settings: Settings, stack: DevStack) -> None:
         f"  gRPC API            {settings.grpc_address}   (registration.v1.RegistrationService)",
         f"  Temporal frontend   {settings.temporal_address}",
         f"  Temporal web UI     {ui}",
+        f"  codec endpoint      http://{stack.env['CODEC_SERVER_ADDRESS']}  (for the web UI)",
         f"  SMTP sink           {settings.smtp_host}:{settings.smtp_port}",
         f"  mailbox             {stack.env['MAIL_DIR']}  (one .eml file per message)",
         f"  database            {stack.env['DATABASE_URL']}",

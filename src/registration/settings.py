@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from registration.codec import PayloadKeys
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -50,6 +53,12 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
+    environment: Literal["development", "production"] = Field(
+        "development",
+        description="In production no secret is ever generated: SECRET_KEY and the payload "
+        "keys must be given, or the processes refuse to start.",
+    )
+
     # Temporal
     temporal_address: str = Field("127.0.0.1:7233", description="Temporal frontend host:port.")
     temporal_namespace: str = Field("default", description="Temporal namespace.")
@@ -80,6 +89,26 @@ class Settings(BaseSettings):
     secret_key_file: Path = Field(
         Path("var/secret.key"),
         description="Where the generated key is kept when SECRET_KEY is unset.",
+    )
+
+    payload_keys: SecretStr | None = Field(
+        None,
+        description="Keys that encrypt Temporal payloads: `id=base64(32 bytes)` entries, "
+        "comma-separated; the first encrypts, all decrypt. When unset, PAYLOAD_KEYS_FILE.",
+    )
+    payload_keys_file: Path = Field(
+        Path("var/payload.keys"),
+        description="File of payload keys, one entry a line; created with one random key "
+        "on first use outside production.",
+    )
+
+    # Codec endpoint for the Temporal web UI
+    codec_server_address: str = Field(
+        "127.0.0.1:8081", description="Where the payload codec endpoint listens."
+    )
+    codec_cors_origins: list[str] = Field(
+        ["http://127.0.0.1:8233", "http://localhost:8233"],
+        description="Web UI origins allowed to call the codec endpoint (JSON list).",
     )
 
     # Registration rules
@@ -158,16 +187,43 @@ class Settings(BaseSettings):
         """SECRET_KEY, or the key kept in SECRET_KEY_FILE, created on first use."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value().encode()
-        return _read_or_create_key_file(self.secret_key_file)
+        return self._secret_file(self.secret_key_file, lambda: secrets.token_urlsafe(32)).encode()
+
+    def resolved_payload_keys(self) -> PayloadKeys:
+        """PAYLOAD_KEYS, or the keys kept in PAYLOAD_KEYS_FILE, created on first use."""
+        if self.payload_keys is not None:
+            return PayloadKeys.parse(self.payload_keys.get_secret_value())
+        return PayloadKeys.parse(
+            self._secret_file(
+                self.payload_keys_file,
+                lambda: PayloadKeys.generate_entry(f"local-{secrets.token_hex(4)}") + "\n",
+            )
+        )
+
+    def missing_production_secrets(self) -> list[str]:
+        """The secrets production needs but does not have (it never generates one)."""
+        if self.environment != "production":
+            return []
+        missing = []
+        if self.secret_key is None and not self.secret_key_file.exists():
+            missing.append("SECRET_KEY (or an existing SECRET_KEY_FILE)")
+        if self.payload_keys is None and not self.payload_keys_file.exists():
+            missing.append("PAYLOAD_KEYS (or an existing PAYLOAD_KEYS_FILE)")
+        return missing
+
+    def _secret_file(self, path: Path, generate: Callable[[], str]) -> str:
+        if self.environment == "production" and not path.exists():
+            raise RuntimeError(f"{path} does not exist, and production never generates secrets")
+        return _read_or_create_secret_file(path, generate)
 
 
-def _read_or_create_key_file(path: Path) -> bytes:
+def _read_or_create_secret_file(path: Path, generate: Callable[[], str]) -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         draft = path.with_name(f".{path.name}.{os.getpid()}")
         fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(32))
+            handle.write(generate())
         try:
             # link() never replaces: when several processes start at once, the first key
             # written wins and every process reads that one, never a half-written file.
@@ -176,19 +232,32 @@ def _read_or_create_key_file(path: Path) -> bytes:
             pass
         finally:
             draft.unlink()
-    key = path.read_text().strip()
-    if not key:
-        raise RuntimeError(f"secret key file {path} is empty")
-    return key.encode()
+    content = path.read_text().strip()
+    if not content:
+        raise RuntimeError(f"secret file {path} is empty")
+    return content
 
 
-def load_settings() -> Settings:
-    """Settings for a process entry point: a configuration error ends it with a clear message."""
+def load_settings(*, needs_secrets: bool = True) -> Settings:
+    """Settings for a process entry point: a configuration error ends it with a clear message.
+    With `needs_secrets` the secrets are checked (and, outside production, created) up front."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as err:
         problems = "\n".join(
             f"  {'.'.join(str(part) for part in e['loc']).upper() or 'settings'}: {e['msg']}"
             for e in err.errors()
         )
         raise SystemExit(f"invalid configuration (environment or .env):\n{problems}") from None
+    if not needs_secrets:
+        return settings
+    if missing := settings.missing_production_secrets():
+        raise SystemExit(
+            "ENVIRONMENT=production needs secrets that are not configured: " + ", ".join(missing)
+        )
+    try:
+        settings.resolved_secret_key()
+        settings.resolved_payload_keys()
+    except (ValueError, RuntimeError) as err:
+        raise SystemExit(f"invalid secrets: {err}") from None
+    return settings

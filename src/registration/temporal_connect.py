@@ -10,6 +10,7 @@ import time
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from registration.codec import encrypted_data_converter
 from registration.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,9 @@ async def connect_temporal(settings: Settings) -> Client:
     while True:
         try:
             return await Client.connect(
-                settings.temporal_address, namespace=settings.temporal_namespace
+                settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                data_converter=encrypted_data_converter(settings.resolved_payload_keys()),
             )
         except (RuntimeError, RPCError) as err:
             if time.monotonic() + delay > deadline:

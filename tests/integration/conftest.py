@@ -28,6 +28,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "MAIL_DIR": str(var_dir / "mail"),
         "DATABASE_URL": f"sqlite:///{var_dir / 'registration.db'}",
         "SECRET_KEY_FILE": str(var_dir / "secret.key"),
+        "PAYLOAD_KEYS_FILE": str(var_dir / "payload.keys"),
+        "CODEC_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
         "EMAIL_RETRY_INITIAL_INTERVAL": "200ms",
         "LOG_LEVEL": "INFO",
     }

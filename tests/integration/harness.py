@@ -12,10 +12,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
+from temporalio.client import Client
 
 from registration.db import EmailDelivery, User
 from registration.devstack import DevStack
+from registration.settings import Settings
 from registration.smtp_sink import first_link
+from registration.temporal_connect import connect_temporal
 
 
 @dataclass
@@ -50,6 +53,15 @@ class Stack:
     def users(self, email_address: str) -> list[User]:
         with Session(self.engine) as session:
             return list(session.exec(select(User).where(User.email == email_address)).all())
+
+    @property
+    def settings(self) -> Settings:
+        """The stack's settings, as its processes read them."""
+        return Settings(**{k.lower(): v for k, v in self.devstack.env.items()})
+
+    async def temporal_client(self) -> Client:
+        """A client that decrypts payloads with the stack's keys."""
+        return await connect_temporal(self.settings)
 
     def row_counts(self) -> tuple[int, int]:
         with Session(self.engine) as session:

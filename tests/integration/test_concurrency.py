@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import grpc
-from temporalio.client import Client
 
 from registration.identifiers import workflow_id_for_registration
 from registration.v1 import registration_pb2 as pb
@@ -35,7 +34,7 @@ async def test_twenty_concurrent_registrations_for_one_email(
     [user] = stack.users(address)
     assert user.registration_id == winners[0].registration_id
 
-    client = await Client.connect(stack.devstack.env["TEMPORAL_ADDRESS"])
+    client = await stack.temporal_client()
     workflow_id = workflow_id_for_registration(winners[0].registration_id)
     runs = [w async for w in client.list_workflows(f'WorkflowId = "{workflow_id}"')]
     assert len(runs) == 1

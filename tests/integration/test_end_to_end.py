@@ -7,7 +7,7 @@ import uuid
 
 import grpc
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus
 
 from registration.devstack import free_port
 from registration.identifiers import workflow_id_for_registration
@@ -93,7 +93,7 @@ async def test_register_email_verify_then_active(
     # The welcome email follows and the workflow completes.
     messages = await stack.wait_for_message(address, count=2)
     assert any("Welcome" in m["Subject"] for m in messages)
-    client = await Client.connect(stack.devstack.env["TEMPORAL_ADDRESS"])
+    client = await stack.temporal_client()
     handle = client.get_workflow_handle(workflow_id_for_registration(registered.registration_id))
     await asyncio.wait_for(handle.result(), timeout=30)
     assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED

@@ -85,6 +85,7 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
         "SMTP_PORT": str(free_port()),
+        "CODEC_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
     }
 
 
