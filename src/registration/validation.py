@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+from importlib import resources
+
 from email_validator import EmailNotValidError, validate_email
 
 from registration.errors import FieldViolation
@@ -28,7 +31,8 @@ def normalize_email(raw: str) -> tuple[str | None, FieldViolation | None]:
 def password_violation(
     password: str, *, email: str | None, min_length: int, max_length: int
 ) -> FieldViolation | None:
-    """NIST SP 800-63B style: length bounds only, no composition rules, never truncated."""
+    """NIST SP 800-63B: length bounds, no composition rules, never truncated; not a known
+    leaked password and not the email address."""
     if not password:
         return FieldViolation("password", "is required")
     if len(password) < min_length:
@@ -37,4 +41,13 @@ def password_violation(
         return FieldViolation("password", f"must be at most {max_length} characters")
     if email is not None and password.casefold() == email.casefold():
         return FieldViolation("password", "must not be the email address")
+    if password.casefold() in common_passwords():
+        return FieldViolation("password", "is too common: it appears in lists of leaked passwords")
     return None
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The bundled list (data/common-passwords.txt), case-folded; read once per process."""
+    text = resources.files("registration").joinpath("data/common-passwords.txt").read_text()
+    return frozenset(line for line in text.splitlines() if line)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from registration.errors import FieldViolation
-from registration.validation import MAX_EMAIL_LENGTH, normalize_email, password_violation
+from registration.validation import (
+    MAX_EMAIL_LENGTH,
+    common_passwords,
+    normalize_email,
+    password_violation,
+)
 
 MIN = 12
 MAX = 1024
@@ -128,3 +133,19 @@ def test_no_composition_rules_apply() -> None:
     """NIST SP 800-63B: no digits, capitals or symbols are demanded."""
     assert _violation("correct horse battery staple") is None
     assert _violation("abcdefghijklmnop") is None
+
+
+@pytest.mark.parametrize(
+    "password", ["password1234", "Password1234", "123qweasdzxc", "1q2w3e4r5t6y"]
+)
+def test_passwords_from_the_bundled_common_list_are_rejected(password: str) -> None:
+    violation = password_violation(password, email=None, min_length=12, max_length=1024)
+    assert violation is not None
+    assert violation.field == "password"
+    assert "common" in violation.description
+
+
+def test_bundled_list_is_large_and_case_folded() -> None:
+    passwords = common_passwords()
+    assert len(passwords) > 10_000
+    assert all(p == p.casefold() for p in passwords)
