@@ -6,8 +6,11 @@ import asyncio
 import logging
 import signal
 
+from sqlalchemy.engine import Engine
+
 from registration.db import build_engine, create_schema
-from registration.grpc_api import create_server, mark_serving
+from registration.grpc_api import HEALTH_SERVICES, create_server
+from registration.health import DependencyHealth
 from registration.logs import configure_logging
 from registration.passwords import build_password_hasher
 from registration.repository import RegistrationRepository
@@ -18,7 +21,7 @@ from registration.temporal_connect import connect_temporal
 log = logging.getLogger("server")
 
 
-async def serve(settings: Settings) -> None:
+async def build_service(settings: Settings) -> tuple[RegistrationService, Engine]:
     engine = build_engine(settings.database_url)
     create_schema(engine)
     service = RegistrationService(
@@ -28,11 +31,29 @@ async def serve(settings: Settings) -> None:
         hasher=build_password_hasher(settings),
         secret_key=settings.resolved_secret_key(),
     )
-    server, port, health = create_server(settings.grpc_address, service)
+    return service, engine
+
+
+def read_tls(settings: Settings) -> tuple[bytes, bytes] | None:
+    if settings.grpc_tls_cert_file is None or settings.grpc_tls_key_file is None:
+        return None
+    return settings.grpc_tls_cert_file.read_bytes(), settings.grpc_tls_key_file.read_bytes()
+
+
+async def serve(settings: Settings) -> None:
+    service, engine = await build_service(settings)
+    server, port, health = create_server(settings.grpc_address, service, tls=read_tls(settings))
+    watcher = DependencyHealth(
+        health,
+        services=HEALTH_SERVICES,
+        checks={"temporal": service.ping_temporal, "database": service.ping_database},
+        interval=settings.health_check_interval,
+    )
+    await watcher.check_once()
     await server.start()
-    await mark_serving(health)
+    watching = asyncio.create_task(watcher.run())
     host = settings.grpc_address.rpartition(":")[0]
-    log.info("gRPC server listening on %s:%d", host, port)
+    log.info("gRPC server listening on %s:%d%s", host, port, " (TLS)" if read_tls(settings) else "")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -40,8 +61,13 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
 
-    # Load balancers see NOT_SERVING first, then in-flight calls get the grace period.
+    # Load balancers see NOT_SERVING first while calls are still taken; then the listener
+    # closes and calls in flight get the grace period to finish.
+    log.info("shutting down: NOT_SERVING for %s", settings.grpc_shutdown_delay)
     await health.enter_graceful_shutdown()
+    watching.cancel()
+    await asyncio.sleep(settings.grpc_shutdown_delay.total_seconds())
+    log.info("draining calls in flight for up to %s", settings.grpc_shutdown_grace)
     await server.stop(settings.grpc_shutdown_grace.total_seconds())
     engine.dispose()
     log.info("gRPC server stopped")

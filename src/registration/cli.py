@@ -13,6 +13,7 @@ import argparse
 import getpass
 import sys
 from datetime import UTC
+from pathlib import Path
 from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -86,8 +87,15 @@ def print_registration(reg: pb.Registration) -> None:
         )
 
 
+def open_channel(args: argparse.Namespace) -> grpc.Channel:
+    if args.ca_file is None:
+        return grpc.insecure_channel(args.address)
+    credentials = grpc.ssl_channel_credentials(root_certificates=args.ca_file.read_bytes())
+    return grpc.secure_channel(args.address, credentials)
+
+
 def run(args: argparse.Namespace) -> int:
-    with grpc.insecure_channel(args.address) as channel:
+    with open_channel(args) as channel:
         stub = pb_grpc.RegistrationServiceStub(channel)
         try:
             if args.command == "register":
@@ -126,6 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--address", help="host:port of the gRPC server (default: GRPC_ADDRESS or 127.0.0.1:50051)"
+    )
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        help="speak TLS, trusting the certificates in this PEM file (for GRPC_TLS_* servers)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     register = commands.add_parser(

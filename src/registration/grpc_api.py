@@ -6,6 +6,7 @@ arguments carry a google.rpc.BadRequest naming each field at fault.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -155,30 +156,42 @@ async def _answer(
     request: object,
     call: Callable[[], Awaitable[Response]],
 ) -> Response:
+    """Runs one call; every failure ends in exactly one abort with a documented status."""
     try:
         if isinstance(request, MalformedRequest):
-            raise InvalidArgument(
-                [
-                    FieldViolation(
-                        "request", f"is not a valid {request.message_type}: {request.reason}"
-                    )
-                ]
+            violation = FieldViolation(
+                "request", f"is not a valid {request.message_type}: {request.reason}"
             )
-        return await call()
+            raise InvalidArgument([violation])
+        # The client's deadline bounds our work too: past it, nobody waits for the answer.
+        budget = asyncio.timeout(context.time_remaining())
+        try:
+            async with budget:
+                return await call()
+        except Exception:
+            # Cancelled by the deadline, a call may surface as its library's own error
+            # (Temporal's client turns it into WorkflowUpdateRPCTimeoutOrCancelledError).
+            if not budget.expired():
+                raise
+        status = _status(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
     except RegistrationError as err:
-        await context.abort_with_status(rpc_status.to_status(error_status(err)))
-        raise AssertionError("abort_with_status returned") from err
+        status = error_status(err)
     except Exception:
         # Our fault, never the client's: log it whole, answer without internals.
         log.exception("unexpected error")
-        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-        raise
+        status = _status(grpc.StatusCode.INTERNAL, "internal error")
+    await context.abort_with_status(rpc_status.to_status(status))
+    raise AssertionError("abort_with_status returned")
+
+
+def _status(code: grpc.StatusCode, message: str) -> status_pb2.Status:
+    return status_pb2.Status(code=code.value[0], message=message)
 
 
 def error_status(err: RegistrationError) -> status_pb2.Status:
     # The nearest mapped class, so that a more specific error inherits its parent's code.
     code = next(STATUS_FOR_ERROR[c] for c in type(err).__mro__ if c in STATUS_FOR_ERROR)
-    status = status_pb2.Status(code=code.value[0], message=str(err))
+    status = _status(code, str(err))
     if isinstance(err, InvalidArgument):
         detail = error_details_pb2.BadRequest(
             field_violations=[
@@ -223,10 +236,14 @@ def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
 
 
 def create_server(
-    address: str, service: RegistrationService
+    address: str,
+    service: RegistrationService,
+    *,
+    tls: tuple[bytes, bytes] | None = None,
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
     """A server with the registration service, health and reflection, bound to `address`
-    (port 0 picks a free one). Returns the server, the bound port and the health servicer."""
+    (port 0 picks a free one), with TLS when `tls` holds a PEM (certificate chain, key).
+    Returns the server, the bound port and the health servicer."""
     server = grpc.aio.server(
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
     )
@@ -241,12 +258,14 @@ def create_server(
         ],
         server,
     )
-    port = server.add_insecure_port(address)
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        chain, key = tls
+        port = server.add_secure_port(address, grpc.ssl_server_credentials([(key, chain)]))
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     return server, port, health
 
 
-async def mark_serving(health: HealthServicer) -> None:
-    for name in ("", SERVICE_NAME):
-        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+HEALTH_SERVICES = ["", SERVICE_NAME]

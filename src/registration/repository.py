@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -50,6 +51,11 @@ class CreateOutcome(Enum):
 class RegistrationRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+
+    def ping(self) -> None:
+        """Raises when the database cannot be reached."""
+        with self._engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     # Registrations -------------------------------------------------------------------------
 

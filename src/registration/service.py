@@ -19,6 +19,7 @@ from temporalio.client import (
     Client,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -188,6 +189,9 @@ class RegistrationService:
             )
         except WorkflowUpdateFailedError:
             return await self._settled_verification(record.registration_id)
+        except WorkflowUpdateRPCTimeoutOrCancelledError as err:
+            # No worker took the update in time: nothing changed, the client may retry.
+            raise DependencyUnavailable("verification could not be completed now") from err
         except RPCError as err:
             if err.status is RPCStatusCode.NOT_FOUND:
                 # The workflow closed in the meantime; the database says how it ended.
@@ -214,6 +218,13 @@ class RegistrationService:
         if state.registration_id != registration_id:
             raise NotFound("no such registration")
         return _record_from_state(state)
+
+    async def ping_temporal(self) -> None:
+        if not await self._client.service_client.check_health():
+            raise DependencyUnavailable("Temporal does not report SERVING")
+
+    async def ping_database(self) -> None:
+        await asyncio.to_thread(self._repository.ping)
 
     async def _settled_verification(self, registration_id: str) -> Verified:
         record = await self._db(self._repository.get_registration, registration_id=registration_id)

@@ -70,6 +70,19 @@ class Settings(BaseSettings):
 
     # gRPC API
     grpc_address: str = Field("127.0.0.1:50051", description="Where the gRPC server listens.")
+    grpc_tls_cert_file: Path | None = Field(
+        None, description="PEM certificate chain; with GRPC_TLS_KEY_FILE the server speaks TLS."
+    )
+    grpc_tls_key_file: Path | None = Field(None, description="PEM private key of that certificate.")
+    health_check_interval: Duration = Field(
+        timedelta(seconds=5),
+        description="How often the server checks that Temporal and the database answer.",
+    )
+    grpc_shutdown_delay: Duration = Field(
+        timedelta(seconds=1),
+        description="On SIGTERM, how long health reports NOT_SERVING while calls are still "
+        "accepted, so that load balancers stop sending before the listener closes.",
+    )
     grpc_shutdown_grace: Duration = Field(
         timedelta(seconds=10), description="How long in-flight calls may finish on shutdown."
     )
@@ -179,6 +192,8 @@ class Settings(BaseSettings):
     def _one_tls_mode(self) -> Settings:
         if self.smtp_tls and self.smtp_starttls:
             raise ValueError("SMTP_TLS and SMTP_STARTTLS exclude each other")
+        if (self.grpc_tls_cert_file is None) != (self.grpc_tls_key_file is None):
+            raise ValueError("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE go together")
         if self.password_max_length < self.password_min_length:
             raise ValueError("PASSWORD_MAX_LENGTH is below PASSWORD_MIN_LENGTH")
         return self
