@@ -17,6 +17,7 @@ from registration.repository import RegistrationRepository
 from registration.settings import Settings, load_settings
 from registration.temporal_connect import connect_temporal
 from workflows.registration import RegistrationWorkflow
+from workflows.registration_attempt import RegistrationAttemptNoticeWorkflow
 
 log = logging.getLogger("worker")
 
@@ -40,10 +41,11 @@ async def run(settings: Settings) -> None:
     worker = Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[RegistrationWorkflow],
+        workflows=[RegistrationWorkflow, RegistrationAttemptNoticeWorkflow],
         activities=[
             activities.create_pending_user,
             activities.send_email,
+            activities.send_notice,
             activities.record_delivery_failure,
             activities.activate_user,
             activities.expire_user,

@@ -24,6 +24,7 @@ from workflows.contracts import (
     ExpireUserInput,
     SendEmailInput,
     SendEmailResult,
+    SendNoticeInput,
 )
 
 EMAIL_ALREADY_REGISTERED = "EmailAlreadyRegistered"
@@ -114,6 +115,16 @@ class RegistrationActivities:
         activity.logger.info("sent %s email for delivery %s", input.kind.value, input.delivery_id)
         assert sent.sent_at is not None
         return SendEmailResult(attempts=sent.attempts, sent_at=sent.sent_at)
+
+    @activity.defn(name="send_notice")
+    async def send_notice(self, input: SendNoticeInput) -> None:
+        email = self._renderer.render(
+            input.kind,
+            recipient=input.recipient,
+            message_id=message_id_for(input.notice_id, self._from_email),
+        )
+        await self._sender.send(email)
+        activity.logger.info("sent %s notice %s", input.kind.value, input.notice_id)
 
     @activity.defn(name="record_delivery_failure")
     async def record_delivery_failure(self, input: DeliveryFailedInput) -> None:

@@ -48,6 +48,7 @@ from registration.settings import Settings
 from registration.status import RegistrationStatus
 from registration.validation import normalize_email, password_violation
 from workflows.contracts import (
+    AttemptNoticeInput,
     EmailRetrySettings,
     RegistrationInput,
     RegistrationState,
@@ -55,6 +56,10 @@ from workflows.contracts import (
     VerifyEmailResult,
 )
 from workflows.registration import RegistrationWorkflow
+from workflows.registration_attempt import (
+    NOTICE_WORKFLOW_ID_PREFIX,
+    RegistrationAttemptNoticeWorkflow,
+)
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -92,6 +97,62 @@ class RegistrationService:
         self._secret_key = secret_key
 
     async def register(self, *, email: str, password: str) -> Registered:
+        normalized = self._validated_email(email, password)
+        key = email_key(self._secret_key, normalized)
+        s = self._settings
+        hidden = s.prevent_enumeration
+        # Hiding which addresses have accounts means taking as long for them: hash first.
+        password_hash = await self._hash(password) if hidden else None
+
+        # A cheap early answer for the common case; correctness does not rest on it (see below).
+        if await self._db(self._repository.find_live_registration, email=normalized) is not None:
+            return await self._address_taken(normalized, key)
+
+        password_hash = password_hash or await self._hash(password)
+        registration_id = new_registration_id(key)
+        requested_at = utcnow()
+        expires_at = requested_at + s.verification_timeout
+        workflow_input = RegistrationInput(
+            registration_id=registration_id,
+            user_id=str(uuid.uuid4()),
+            email=normalized,
+            password_hash=password_hash,
+            requested_at=requested_at,
+            expires_at=expires_at,
+            email_retry=self._email_retry(),
+        )
+        try:
+            # One running workflow per address: concurrent calls for one email race on the
+            # workflow ID, and Temporal lets exactly one of them start.
+            handle = await self._client.start_workflow(
+                RegistrationWorkflow.run,
+                workflow_input,
+                id=workflow_id_for_email_key(key),
+                task_queue=s.temporal_task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            return await self._address_taken(normalized, key)
+        except RPCError as err:
+            raise DependencyUnavailable(f"Temporal: {err.message}") from err
+
+        # A previous workflow for this address may have activated its account and closed
+        # between the early check and the start; the database's unique claim on the address
+        # tells, and the workflow that lost is ended before it sends anything.
+        live = await self._db(self._repository.find_live_registration, email=normalized)
+        if live is not None and live.registration_id != registration_id:
+            await handle.terminate(reason="email address already has an active account")
+            return await self._address_taken(normalized, key)
+
+        log.info("registration %s started", registration_id)
+        return Registered(
+            registration_id=registration_id,
+            status=RegistrationStatus.PENDING_VERIFICATION,
+            expires_at=expires_at,
+        )
+
+    def _validated_email(self, email: str, password: str) -> str:
         normalized, email_problem = normalize_email(email)
         violations = [v for v in (email_problem,) if v is not None]
         password_problem = password_violation(
@@ -104,62 +165,47 @@ class RegistrationService:
             violations.append(password_problem)
         if violations or normalized is None:
             raise InvalidArgument(violations)
+        return normalized
 
-        # A cheap early answer for the common case; correctness does not rest on it (see below).
-        if await self._db(self._repository.find_live_registration, email=normalized) is not None:
-            raise AlreadyExists("this email address already has an account")
-
+    async def _hash(self, password: str) -> str:
         # argon2 is deliberately slow; off the event loop it does not stall other calls.
-        password_hash = await asyncio.to_thread(self._hasher.hash, password)
-        key = email_key(self._secret_key, normalized)
-        registration_id = new_registration_id(key)
-        requested_at = utcnow()
-        expires_at = requested_at + self._settings.verification_timeout
+        return await asyncio.to_thread(self._hasher.hash, password)
+
+    def _email_retry(self) -> EmailRetrySettings:
         s = self._settings
-        workflow_input = RegistrationInput(
-            registration_id=registration_id,
-            user_id=str(uuid.uuid4()),
-            email=normalized,
-            password_hash=password_hash,
-            requested_at=requested_at,
-            expires_at=expires_at,
-            email_retry=EmailRetrySettings(
-                initial_interval_seconds=s.email_retry_initial_interval.total_seconds(),
-                backoff_coefficient=s.email_retry_backoff_coefficient,
-                maximum_interval_seconds=s.email_retry_maximum_interval.total_seconds(),
-                budget_seconds=s.email_retry_budget.total_seconds(),
-            ),
+        return EmailRetrySettings(
+            initial_interval_seconds=s.email_retry_initial_interval.total_seconds(),
+            backoff_coefficient=s.email_retry_backoff_coefficient,
+            maximum_interval_seconds=s.email_retry_maximum_interval.total_seconds(),
+            budget_seconds=s.email_retry_budget.total_seconds(),
         )
-        workflow_id = workflow_id_for_email_key(key)
+
+    async def _address_taken(self, normalized: str, key: str) -> Registered:
+        """ALREADY_EXISTS; or, with PREVENT_ENUMERATION, the answer a new address gets, while
+        the owner of the address is told by email that someone tried."""
+        s = self._settings
+        if not s.prevent_enumeration:
+            raise AlreadyExists("this email address already has an account")
         try:
-            # One running workflow per address: concurrent calls for one email race on the
-            # workflow ID, and Temporal lets exactly one of them start.
-            handle = await self._client.start_workflow(
-                RegistrationWorkflow.run,
-                workflow_input,
-                id=workflow_id,
+            await self._client.start_workflow(
+                RegistrationAttemptNoticeWorkflow.run,
+                AttemptNoticeInput(
+                    email=normalized,
+                    email_retry=self._email_retry(),
+                    cooldown_seconds=s.registration_attempt_cooldown.total_seconds(),
+                ),
+                id=NOTICE_WORKFLOW_ID_PREFIX + key,
                 task_queue=s.temporal_task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                # During the cooldown further attempts join the running notice: no new email.
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             )
-        except WorkflowAlreadyStartedError as err:
-            raise AlreadyExists("this email address already has a pending registration") from err
         except RPCError as err:
             raise DependencyUnavailable(f"Temporal: {err.message}") from err
-
-        # A previous workflow for this address may have activated its account and closed
-        # between the early check and the start; the database's unique claim on the address
-        # tells, and the workflow that lost is ended before it sends anything.
-        live = await self._db(self._repository.find_live_registration, email=normalized)
-        if live is not None and live.registration_id != registration_id:
-            await handle.terminate(reason="email address already has an active account")
-            raise AlreadyExists("this email address already has an account")
-
-        log.info("registration %s started", registration_id)
         return Registered(
-            registration_id=registration_id,
+            registration_id=new_registration_id(key),
             status=RegistrationStatus.PENDING_VERIFICATION,
-            expires_at=expires_at,
+            expires_at=utcnow() + s.verification_timeout,
         )
 
     async def verify(self, *, token: str) -> Verified:

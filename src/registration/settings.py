@@ -128,6 +128,15 @@ class Settings(BaseSettings):
     verification_timeout: Duration = Field(
         timedelta(hours=24), description="How long a registration waits for verification."
     )
+    prevent_enumeration: bool = Field(
+        False,
+        description="Answer RegisterUser for an address that has an account exactly as for a "
+        "new one, and email the owner instead of answering ALREADY_EXISTS.",
+    )
+    registration_attempt_cooldown: Duration = Field(
+        timedelta(hours=1),
+        description="With PREVENT_ENUMERATION: at most one notice email per address this often.",
+    )
     password_min_length: int = Field(12, ge=8, description="Shortest password accepted.")
     password_max_length: int = Field(1024, ge=64, description="Longest password accepted.")
     argon2_time_cost: int = Field(

@@ -23,3 +23,4 @@ class DeliveryStatus(StrEnum):
 class EmailKind(StrEnum):
     VERIFICATION = "VERIFICATION"
     WELCOME = "WELCOME"
+    REGISTRATION_ATTEMPT = "REGISTRATION_ATTEMPT"

@@ -71,6 +71,15 @@ class VerifyEmailResult:
     verified_at: datetime | None
 
 
+@dataclass
+class AttemptNoticeInput:
+    """Someone tried to register an address that has an account (PREVENT_ENUMERATION)."""
+
+    email: str
+    email_retry: EmailRetrySettings
+    cooldown_seconds: float
+
+
 # Activities -------------------------------------------------------------------------------
 
 
@@ -97,6 +106,15 @@ class SendEmailInput:
 class SendEmailResult:
     attempts: int
     sent_at: datetime
+
+
+@dataclass
+class SendNoticeInput:
+    """An email with no delivery record: it belongs to no registration the client knows."""
+
+    notice_id: str
+    kind: EmailKind
+    recipient: str
 
 
 @dataclass

@@ -29,6 +29,7 @@ class EmailKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EMAIL_KIND_UNSPECIFIED: _ClassVar[EmailKind]
     EMAIL_KIND_VERIFICATION: _ClassVar[EmailKind]
     EMAIL_KIND_WELCOME: _ClassVar[EmailKind]
+    EMAIL_KIND_REGISTRATION_ATTEMPT: _ClassVar[EmailKind]
 REGISTRATION_STATUS_UNSPECIFIED: RegistrationStatus
 REGISTRATION_STATUS_PENDING_VERIFICATION: RegistrationStatus
 REGISTRATION_STATUS_ACTIVE: RegistrationStatus
@@ -40,6 +41,7 @@ DELIVERY_STATUS_FAILED: DeliveryStatus
 EMAIL_KIND_UNSPECIFIED: EmailKind
 EMAIL_KIND_VERIFICATION: EmailKind
 EMAIL_KIND_WELCOME: EmailKind
+EMAIL_KIND_REGISTRATION_ATTEMPT: EmailKind
 
 class RegisterUserRequest(_message.Message):
     __slots__ = ("email", "password")

@@ -1,0 +1,45 @@
+"""RegistrationAttemptNoticeWorkflow: tells the owner of an address that someone tried to
+register it again, when the server hides which addresses have accounts (PREVENT_ENUMERATION).
+
+One workflow per address (its ID comes from the address's key) and a cooldown after the
+email: attempts during the cooldown join the running workflow and send nothing more, so
+nobody can flood an inbox through RegisterUser.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.registration import RegistrationActivities
+    from registration.status import EmailKind
+    from workflows.contracts import AttemptNoticeInput, SendNoticeInput
+    from workflows.registration import SMTP_ATTEMPT_TIMEOUT, email_retry_policy
+
+NOTICE_WORKFLOW_ID_PREFIX = "registration-notice-"
+
+
+@workflow.defn
+class RegistrationAttemptNoticeWorkflow:
+    @workflow.run
+    async def run(self, input: AttemptNoticeInput) -> None:
+        info = workflow.info()
+        try:
+            await workflow.execute_activity_method(
+                RegistrationActivities.send_notice,
+                SendNoticeInput(
+                    notice_id=f"{info.workflow_id}.{info.run_id}",
+                    kind=EmailKind.REGISTRATION_ATTEMPT,
+                    recipient=input.email,
+                ),
+                start_to_close_timeout=SMTP_ATTEMPT_TIMEOUT,
+                schedule_to_close_timeout=timedelta(seconds=input.email_retry.budget_seconds),
+                retry_policy=email_retry_policy(input.email_retry),
+            )
+        except ActivityError as err:
+            # A courtesy notice: giving up on it harms nobody's registration.
+            workflow.logger.warning("registration attempt notice not sent: %s", err.cause)
+        await workflow.sleep(timedelta(seconds=input.cooldown_seconds))
