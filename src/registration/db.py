@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,10 +103,14 @@ def build_engine(database_url: str) -> Engine:
     return engine
 
 
-def create_schema(engine: Engine) -> None:
-    """Create missing tables. The server and the worker may both do it at the same moment:
-    the one that loses the race finds the tables on its second look."""
-    try:
-        SQLModel.metadata.create_all(engine)
-    except (OperationalError, ProgrammingError, IntegrityError):
-        SQLModel.metadata.create_all(engine)
+def create_schema(engine: Engine, *, attempts: int = 10) -> None:
+    """Create missing tables. Several processes may do it at the same moment, each racing
+    the others table by table; whoever loses a race looks again and finds the table made."""
+    for attempt in range(1, attempts + 1):
+        try:
+            SQLModel.metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError):
+            if attempt == attempts:
+                raise
+            time.sleep(0.05 * attempt)

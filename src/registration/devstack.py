@@ -2,10 +2,10 @@
 
     python -m registration.devstack [--var-dir var] [--ui-port 8233] [--headless]
 
-Starts, in this order, the Temporal dev server (SQLite file under the var folder, so a restart
-keeps every registration), the local SMTP sink, the worker and the gRPC server, each as its
-own process. Ctrl-C (or SIGTERM) stops them in the reverse order; if any of them dies, the
-others are stopped too.
+Starts, in this order, the local SMTP sink, the codec endpoint for the web UI, the Temporal
+dev server (SQLite file under the var folder, so a restart keeps every registration), the
+worker and the gRPC server, each as its own process. Ctrl-C (or SIGTERM, SIGHUP) stops them in
+the reverse order; if any of them dies, the others are stopped too.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from registration.db import build_engine, create_schema
 from registration.net import split_address
 from registration.settings import Settings, load_settings
 
@@ -92,6 +93,10 @@ class DevStack:
 
     def start_all(self) -> None:
         self.ensure_local_secrets()
+        # Once, before the worker and the server would both create the tables at once.
+        engine = build_engine(self.env["DATABASE_URL"])
+        create_schema(engine)
+        engine.dispose()
         # The sink and the codec first: the dev server picks random ports of its own.
         self.start_smtp_sink()
         self.start_codec_server()
@@ -225,8 +230,9 @@ def stack_env(settings: Settings, var_dir: Path) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m registration.devstack",
-        description="Run the Temporal dev server, an SMTP sink, the worker and the gRPC server "
-        "in the foreground; Ctrl-C stops them all. Other settings come from the environment.",
+        description="Run the SMTP sink, the codec endpoint, the Temporal dev server and web UI, "
+        "the worker and the gRPC server in the foreground; Ctrl-C stops them all. Other "
+        "settings come from the environment (see the README).",
     )
     parser.add_argument(
         "--var-dir", type=Path, default=Path("var"), help="state folder (default: var)"
@@ -252,8 +258,8 @@ def main(argv: list[str] | None = None) -> None:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, request_stop)
     code = 0
     try:
         stack.start_all()

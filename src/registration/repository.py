@@ -202,7 +202,8 @@ class RegistrationRepository:
             delivery = session.get(EmailDelivery, delivery_id)
             if delivery is None:
                 raise LookupError(f"no delivery {delivery_id}")
-            if delivery.status is not DeliveryStatus.SENT:
+            # PENDING only: a delivery that ended FAILED (say, stopped at expiry) stays ended.
+            if delivery.status is DeliveryStatus.PENDING:
                 delivery.status = DeliveryStatus.SENT
                 delivery.sent_at = sent_at
                 delivery.updated_at = sent_at

@@ -10,14 +10,16 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import ParamSpec, TypeVar, cast
 
 from argon2 import PasswordHasher
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from temporalio.client import (
     Client,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -63,6 +65,11 @@ from workflows.registration_attempt import (
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
+# How long GetRegistration waits for a worker to answer the state query.
+QUERY_TIMEOUT = timedelta(seconds=5)
+# How long VerifyEmail waits for the workflow to activate the account, whatever the
+# client's own deadline; past it the client gets UNAVAILABLE and may repeat the call.
+VERIFY_TIMEOUT = timedelta(seconds=30)
 T = TypeVar("T")
 
 
@@ -142,7 +149,11 @@ class RegistrationService:
         # tells, and the workflow that lost is ended before it sends anything.
         live = await self._db(self._repository.find_live_registration, email=normalized)
         if live is not None and live.registration_id != registration_id:
-            await handle.terminate(reason="email address already has an active account")
+            try:
+                await handle.terminate(reason="email address already has an active account")
+            except RPCError as err:
+                # Best effort: the losing workflow also stops itself at the unique claim.
+                log.warning("could not end losing registration %s: %s", registration_id, err)
             return await self._address_taken(normalized, key)
 
         log.info("registration %s started", registration_id)
@@ -178,6 +189,8 @@ class RegistrationService:
             backoff_coefficient=s.email_retry_backoff_coefficient,
             maximum_interval_seconds=s.email_retry_maximum_interval.total_seconds(),
             budget_seconds=s.email_retry_budget.total_seconds(),
+            # SMTP_TIMEOUT bounds each step; a conversation has about six of them.
+            attempt_timeout_seconds=6 * s.smtp_timeout.total_seconds(),
         )
 
     async def _address_taken(self, normalized: str, key: str) -> Registered:
@@ -226,17 +239,19 @@ class RegistrationService:
         )
         try:
             # The SDK types an async update's result as its coroutine; the value is the result.
-            result = cast(
-                VerifyEmailResult,
-                await handle.execute_update(
-                    RegistrationWorkflow.verify_email,
-                    VerifyEmailRequest(registration_id=record.registration_id),
-                ),
-            )
+            async with asyncio.timeout(VERIFY_TIMEOUT.total_seconds()):
+                result = cast(
+                    VerifyEmailResult,
+                    await handle.execute_update(
+                        RegistrationWorkflow.verify_email,
+                        VerifyEmailRequest(registration_id=record.registration_id),
+                    ),
+                )
         except WorkflowUpdateFailedError:
             return await self._settled_verification(record.registration_id)
-        except WorkflowUpdateRPCTimeoutOrCancelledError as err:
-            # No worker took the update in time: nothing changed, the client may retry.
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+            # No worker completed it in time (all busy, or none running). The update may
+            # still complete later; repeating VerifyEmail is safe either way.
             raise DependencyUnavailable("verification could not be completed now") from err
         except RPCError as err:
             if err.status is RPCStatusCode.NOT_FOUND:
@@ -256,11 +271,13 @@ class RegistrationService:
         # Not persisted yet: the workflow has just started and knows its state already.
         handle = self._client.get_workflow_handle(workflow_id_for_registration(registration_id))
         try:
-            state = await handle.query(RegistrationWorkflow.state)
+            state = await handle.query(RegistrationWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
         except RPCError as err:
             if err.status is RPCStatusCode.NOT_FOUND:
                 raise NotFound("no such registration") from err
             raise DependencyUnavailable(f"Temporal: {err.message}") from err
+        except WorkflowQueryFailedError as err:
+            raise DependencyUnavailable("the registration's state cannot be read now") from err
         if state.registration_id != registration_id:
             raise NotFound("no such registration")
         return _record_from_state(state)
@@ -283,7 +300,7 @@ class RegistrationService:
     async def _db(self, call: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await asyncio.to_thread(call, *args, **kwargs)
-        except OperationalError as err:
+        except (OperationalError, InterfaceError, PoolTimeoutError) as err:
             raise DependencyUnavailable("database unavailable") from err
 
 

@@ -42,6 +42,8 @@ def _positive(value: timedelta) -> timedelta:
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
 
+MIN_SECRET_KEY_LENGTH = 32
+
 # Argon2id floor from OWASP's password storage guidance (m=19 MiB, t=2, p=1).
 ARGON2_MIN_MEMORY_KIB = 19456
 ARGON2_MIN_TIME_COST = 2
@@ -196,6 +198,18 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # Registration ids carry an HMAC under this key: a short or guessable key could be
+        # recovered offline from them and verification links forged with it.
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_KEY_LENGTH} random characters "
+                '(python -c "import secrets; print(secrets.token_urlsafe(32))")'
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_tls_mode(self) -> Settings:

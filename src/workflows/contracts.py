@@ -18,6 +18,8 @@ class EmailRetrySettings:
     backoff_coefficient: float
     maximum_interval_seconds: float
     budget_seconds: float
+    # One whole SMTP conversation (connect, EHLO, TLS, login, MAIL, RCPT, DATA).
+    attempt_timeout_seconds: float = 180.0
 
 
 @dataclass

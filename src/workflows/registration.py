@@ -12,6 +12,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.registration import EMAIL_ALREADY_REGISTERED, RegistrationActivities
@@ -39,9 +40,10 @@ DATABASE_RETRY = RetryPolicy(
     non_retryable_error_types=[EMAIL_ALREADY_REGISTERED],
 )
 DATABASE_TIMEOUT = timedelta(seconds=30)
-# One SMTP conversation; the total time over all attempts is the email retry budget.
-SMTP_ATTEMPT_TIMEOUT = timedelta(seconds=60)
+# The email activity heartbeats every few seconds while it talks to the relay.
+SEND_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 EXPIRED_BEFORE_SENT = "registration expired before the email was sent"
+STOPPED_VERIFIED = "stopped: the address was verified before this email was confirmed sent"
 
 
 def email_retry_policy(settings: EmailRetrySettings) -> RetryPolicy:
@@ -98,23 +100,25 @@ class RegistrationWorkflow:
         verification_email = asyncio.create_task(self._send(self._state.deliveries[0]))
 
         remaining = max(0.0, (input.expires_at - workflow.now()).total_seconds())
-        try:
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
                 lambda: self._verification_requested, timeout=timedelta(seconds=remaining)
             )
-        except TimeoutError:
-            self._closing = True
-            await self._expire(verification_email)
-        else:
+        # Decided by the flag, not by how the wait ended: a verification accepted before the
+        # deadline wins even when the timer fires in the same workflow task, and nothing is
+        # accepted after the deadline (see _past_deadline).
+        self._closing = True
+        await self._stop(verification_email)
+        if self._verification_requested:
             await self._activate()
-            await verification_email
             welcome = DeliveryState(
                 delivery_id(input.registration_id, EmailKind.WELCOME), EmailKind.WELCOME
             )
             self._state.deliveries.append(welcome)
             await self._send(welcome)
+        else:
+            await self._expire()
 
-        self._closing = True
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
 
@@ -122,7 +126,11 @@ class RegistrationWorkflow:
     async def verify_email(self, request: VerifyEmailRequest) -> VerifyEmailResult:
         """Serves VerifyEmail: answers once the account is ACTIVE in the database."""
         self._verification_requested = True
-        await workflow.wait_condition(lambda: self._state.status is RegistrationStatus.ACTIVE)
+        await workflow.wait_condition(
+            lambda: self._state.status is not RegistrationStatus.PENDING_VERIFICATION
+        )
+        if self._state.status is not RegistrationStatus.ACTIVE:
+            raise ApplicationError("registration has expired", type="Expired")
         return VerifyEmailResult(
             registration_id=self._state.registration_id,
             user_id=self._state.user_id,
@@ -135,18 +143,21 @@ class RegistrationWorkflow:
         # Rejected updates leave no trace in history, so a late or misdirected click is cheap.
         if request.registration_id != self._state.registration_id:
             raise ApplicationError("token belongs to another registration", type="NotFound")
-        if self._state.status is RegistrationStatus.EXPIRED or (
-            self._closing and self._state.status is not RegistrationStatus.ACTIVE
-        ):
+        if self._state.status is RegistrationStatus.ACTIVE or self._verification_requested:
+            return  # a repeated click: it gets the same answer as the first
+        if self._closing or self._past_deadline():
             raise ApplicationError("registration has expired", type="Expired")
 
     @workflow.signal(name="verify")
     def verify(self) -> None:
         """Lets an operator verify from the Temporal web UI or CLI."""
-        if self._closing and self._state.status is not RegistrationStatus.ACTIVE:
-            workflow.logger.info("verify signal ignored: registration is expiring")
+        if not self._verification_requested and (self._closing or self._past_deadline()):
+            workflow.logger.info("verify signal ignored: registration has expired")
             return
         self._verification_requested = True
+
+    def _past_deadline(self) -> bool:
+        return workflow.now() >= self._input.expires_at
 
     @workflow.query(name="state")
     def state(self) -> RegistrationState:
@@ -163,15 +174,20 @@ class RegistrationWorkflow:
         self._state.status = RegistrationStatus.ACTIVE
         self._state.verified_at = verified_at
 
-    async def _expire(self, verification_email: asyncio.Task[None]) -> None:
-        if not verification_email.done():
-            # Still retrying: a link sent from now on could no longer be used.
-            verification_email.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await verification_email
-            delivery = self._state.deliveries[0]
-            if delivery.status is DeliveryStatus.PENDING:
-                await self._record_failure(delivery, EXPIRED_BEFORE_SENT)
+    async def _stop(self, verification_email: asyncio.Task[None]) -> None:
+        """End the verification email's retries: once the registration is decided, a
+        verification link is of no more use."""
+        if verification_email.done():
+            return
+        verification_email.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await verification_email
+        delivery = self._state.deliveries[0]
+        if delivery.status is DeliveryStatus.PENDING:
+            reason = STOPPED_VERIFIED if self._verification_requested else EXPIRED_BEFORE_SENT
+            await self._record_failure(delivery, reason)
+
+    async def _expire(self) -> None:
         await workflow.execute_activity_method(
             RegistrationActivities.expire_user,
             ExpireUserInput(registration_id=self._input.registration_id),
@@ -192,13 +208,18 @@ class RegistrationWorkflow:
                     recipient=self._input.email,
                     expires_at=self._input.expires_at,
                 ),
-                start_to_close_timeout=SMTP_ATTEMPT_TIMEOUT,
+                start_to_close_timeout=timedelta(seconds=retry.attempt_timeout_seconds),
                 schedule_to_close_timeout=timedelta(seconds=retry.budget_seconds),
                 retry_policy=email_retry_policy(retry),
+                # The send heartbeats, so a cancellation reaches it mid-conversation, and the
+                # workflow goes on only once the attempt has really stopped.
+                heartbeat_timeout=SEND_HEARTBEAT_TIMEOUT,
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
         except ActivityError as err:
-            reason = EXPIRED_BEFORE_SENT if self._closing else _failure_reason(err)
-            await self._record_failure(delivery, reason)
+            if self._closing and delivery.kind is EmailKind.VERIFICATION:
+                return  # cancelled by _stop, which records why
+            await self._record_failure(delivery, _failure_reason(err))
             return
         delivery.status = DeliveryStatus.SENT
         delivery.attempts = result.attempts

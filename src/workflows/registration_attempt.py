@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.registration import RegistrationActivities
     from registration.status import EmailKind
     from workflows.contracts import AttemptNoticeInput, SendNoticeInput
-    from workflows.registration import SMTP_ATTEMPT_TIMEOUT, email_retry_policy
+    from workflows.registration import email_retry_policy
 
 NOTICE_WORKFLOW_ID_PREFIX = "registration-notice-"
 
@@ -35,7 +35,7 @@ class RegistrationAttemptNoticeWorkflow:
                     kind=EmailKind.REGISTRATION_ATTEMPT,
                     recipient=input.email,
                 ),
-                start_to_close_timeout=SMTP_ATTEMPT_TIMEOUT,
+                start_to_close_timeout=timedelta(seconds=input.email_retry.attempt_timeout_seconds),
                 schedule_to_close_timeout=timedelta(seconds=input.email_retry.budget_seconds),
                 retry_policy=email_retry_policy(input.email_retry),
             )

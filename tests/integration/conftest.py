@@ -50,6 +50,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             print(f"----- {log.name} -----\n{log.read_text(errors='replace')[-5000:]}")
 
 
+@pytest.fixture(autouse=True)
+def stack_processes_stay_up(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A process of the stack that died fails the test that saw it, at once and by name,
+    instead of later tests timing out."""
+    yield
+    if "stack" in request.fixturenames:
+        stack: Stack = request.getfixturevalue("stack")
+        assert stack.devstack.exited() == {}, "stack processes exited"
+
+
 @pytest.fixture(scope="session")
 async def channel(stack: Stack) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(stack.grpc_address) as channel:

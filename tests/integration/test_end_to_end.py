@@ -106,7 +106,7 @@ async def test_unverified_registration_expires_and_the_email_may_register_again(
     short_address = f"127.0.0.1:{free_port()}"
     stack.devstack.start_server(
         "server-short-timeout",
-        {"GRPC_ADDRESS": short_address, "VERIFICATION_TIMEOUT": "3s"},
+        {"GRPC_ADDRESS": short_address, "VERIFICATION_TIMEOUT": "10s"},
     )
     try:
         async with grpc.aio.insecure_channel(short_address) as channel:

@@ -3,6 +3,7 @@ against it, Ctrl-C stops everything, and a restart on the same folder keeps the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -71,6 +72,15 @@ class Launcher:
         self.process.send_signal(signal.SIGINT)
         return self.process.wait(60)
 
+    def kill_all(self) -> None:
+        """After a failed test: the launcher and everything it started."""
+        for pid in descendants(self.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
 
 def cli(address: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -128,8 +138,7 @@ def test_launcher_runs_the_stack_and_ctrl_c_leaves_nothing_running(
         assert launcher.interrupt() == 0, launcher.text()
         assert [pid for pid in children if alive(pid)] == []
     finally:
-        if launcher.process.poll() is None:
-            launcher.process.kill()
+        launcher.kill_all()
 
     # A restart on the same folder keeps every registration.
     again = Launcher(tmp_path, env)
@@ -141,8 +150,7 @@ def test_launcher_runs_the_stack_and_ctrl_c_leaves_nothing_running(
         assert "email verification: SENT" in status.stdout
         assert again.interrupt() == 0
     finally:
-        if again.process.poll() is None:
-            again.process.kill()
+        again.kill_all()
 
 
 def test_cli_help_and_an_unreachable_server(env: dict[str, str]) -> None:

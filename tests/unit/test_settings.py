@@ -130,26 +130,35 @@ def test_empty_key_file_is_an_error(clean_environment: Path) -> None:
         Settings(_env_file=None).resolved_secret_key()
 
 
+ENV_KEY = "from-environment-" + "k" * 32
+
+
 def test_secret_key_variable_wins_over_the_file(
     monkeypatch: pytest.MonkeyPatch, clean_environment: Path
 ) -> None:
     clean_environment.parent.mkdir(parents=True)
     clean_environment.write_text("from-file")
-    monkeypatch.setenv("SECRET_KEY", "from-environment")
-    assert Settings(_env_file=None).resolved_secret_key() == b"from-environment"
+    monkeypatch.setenv("SECRET_KEY", ENV_KEY)
+    assert Settings(_env_file=None).resolved_secret_key() == ENV_KEY.encode()
 
 
 def test_secret_key_variable_creates_no_file(
     monkeypatch: pytest.MonkeyPatch, clean_environment: Path
 ) -> None:
-    monkeypatch.setenv("SECRET_KEY", "from-environment")
+    monkeypatch.setenv("SECRET_KEY", ENV_KEY)
     Settings(_env_file=None).resolved_secret_key()
     assert not clean_environment.exists()
 
 
 def test_secret_key_is_not_shown_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SECRET_KEY", "very-secret-value")
-    assert "very-secret-value" not in repr(Settings(_env_file=None))
+    monkeypatch.setenv("SECRET_KEY", ENV_KEY)
+    assert ENV_KEY not in repr(Settings(_env_file=None))
+
+
+def test_short_secret_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_KEY", "hunter2")
+    with pytest.raises(ValidationError, match="at least 32"):
+        Settings(_env_file=None)
 
 
 # load_settings -----------------------------------------------------------------------------

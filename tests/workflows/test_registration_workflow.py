@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ import pytest
 from temporalio import activity
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -29,12 +31,12 @@ from workflows.contracts import (
     SendEmailResult,
     VerifyEmailRequest,
 )
-from workflows.registration import RegistrationWorkflow
+from workflows.registration import EXPIRED_BEFORE_SENT, STOPPED_VERIFIED, RegistrationWorkflow
 
 FAST_RETRY = EmailRetrySettings(
     initial_interval_seconds=0.1,
     backoff_coefficient=2.0,
-    maximum_interval_seconds=1.0,
+    maximum_interval_seconds=60.0,
     budget_seconds=3600,
 )
 
@@ -44,6 +46,7 @@ class FakeActivities:
     """Stand-ins for the real activities, recording what the workflow asked of them."""
 
     send_failures: int = 0
+    failing_kinds: frozenset[EmailKind] = frozenset(EmailKind)
     send_fails_permanently: bool = False
     email_taken: bool = False
     created: list[str] = field(default_factory=list)
@@ -64,7 +67,7 @@ class FakeActivities:
             attempt = activity.info().attempt
             if self.send_fails_permanently:
                 raise ApplicationError("550 mailbox unavailable", non_retryable=True)
-            if attempt <= self.send_failures:
+            if attempt <= self.send_failures and input.kind in self.failing_kinds:
                 raise ApplicationError(f"421 try again later (attempt {attempt})")
             self.sent.append((input.kind, attempt))
             return SendEmailResult(attempts=attempt, sent_at=datetime.now(UTC))
@@ -111,18 +114,29 @@ class Harness:
     env: WorkflowEnvironment
     task_queue: str
     fakes: FakeActivities
+    started: list[WorkflowHandle[RegistrationWorkflow, RegistrationState]] = field(
+        default_factory=list
+    )
 
     async def start(
-        self,
+        self, valid_for: timedelta = timedelta(hours=24)
     ) -> tuple[RegistrationInput, WorkflowHandle[RegistrationWorkflow, RegistrationState]]:
-        input = await registration_input(self.env)
+        input = await registration_input(self.env, valid_for=valid_for)
         handle = await self.env.client.start_workflow(
             RegistrationWorkflow.run,
             input,
             id=f"wf-{input.registration_id}",
             task_queue=self.task_queue,
         )
+        self.started.append(handle)
         return input, handle
+
+    async def end_all(self) -> None:
+        """The test server's clock is shared: a workflow left running with its worker gone
+        would hold time skipping for every later test."""
+        for handle in self.started:
+            with contextlib.suppress(RPCError):
+                await handle.terminate("test over")
 
 
 @pytest.fixture
@@ -135,7 +149,11 @@ async def harness(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Harne
         workflows=[RegistrationWorkflow],
         activities=fakes.all(),
     ):
-        yield Harness(time_skipping_env, task_queue, fakes)
+        harness = Harness(time_skipping_env, task_queue, fakes)
+        try:
+            yield harness
+        finally:
+            await harness.end_all()
 
 
 async def wait_for_sent(
@@ -264,3 +282,41 @@ async def test_email_taken_by_another_registration_ends_without_sending(
     with pytest.raises(WorkflowFailureError):
         await handle.result()
     assert fakes.sent == []
+
+
+async def test_verification_still_retrying_is_stopped_when_an_operator_verifies(
+    harness: Harness,
+) -> None:
+    fakes = harness.fakes
+    fakes.send_failures = 10_000  # the relay keeps answering 421 to the verification email
+    fakes.failing_kinds = frozenset({EmailKind.VERIFICATION})
+    _, handle = await harness.start()
+    await asyncio.sleep(0.5)  # a few attempts fail meanwhile
+
+    await handle.signal(RegistrationWorkflow.verify)
+    final = await handle.result()
+
+    assert final.status is RegistrationStatus.ACTIVE
+    verification, welcome = final.deliveries
+    assert verification.status is DeliveryStatus.FAILED
+    assert verification.last_error == STOPPED_VERIFIED
+    assert welcome.status is DeliveryStatus.SENT
+    # No "confirm your email" went out after the account was active.
+    assert fakes.sent == [(EmailKind.WELCOME, 1)]
+
+
+async def test_expiry_while_the_email_is_retrying_records_why_it_never_went_out(
+    harness: Harness,
+) -> None:
+    fakes = harness.fakes
+    fakes.send_failures = 10_000
+    # Expiry comes first: the email's retry budget (1 h) would have lasted longer.
+    input, handle = await harness.start(valid_for=timedelta(minutes=30))
+
+    final = await handle.result()
+
+    assert final.status is RegistrationStatus.EXPIRED
+    assert final.deliveries[0].status is DeliveryStatus.FAILED
+    assert final.deliveries[0].last_error == EXPIRED_BEFORE_SENT
+    assert [f.error for f in fakes.failed] == [EXPIRED_BEFORE_SENT]
+    assert fakes.expired == [input.registration_id]
