@@ -52,6 +52,15 @@ async def test_histories_hold_no_email_password_hash_or_token(
         found = [name for name, needle in needles.items() if needle in data]
         assert found == [], f"{history.workflow_id} shows {found}"
 
+    # Nor in any process's log, but the SMTP sink's: it stands in for the mailbox.
+    for log in sorted((stack.var_dir / "logs").glob("*.log")):
+        if log.name != "smtp-sink.log":
+            text = log.read_bytes()
+            found = [name for name, needle in needles.items() if needle in text]
+            assert found == [], f"{log.name} shows {found}"
+    sink_log = (stack.var_dir / "logs" / "smtp-sink.log").read_bytes()
+    assert needles["token"] in sink_log  # the mailbox, where the link belongs
+
     # Decrypted, the same input shows the address and the hash: the scan can fail.
     [ours] = [h for h in histories if h.workflow_id == workflow_id]
     started = ours.events[0].workflow_execution_started_event_attributes
