@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     # Database
     database_url: str = Field(
         "sqlite:///var/registration.db",
-        description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://… in production.",
+        description="SQLAlchemy URL of the database; a SQLite file by default.",
     )
 
     # Secrets
