@@ -42,7 +42,8 @@ def read_tls(settings: Settings) -> tuple[bytes, bytes] | None:
 
 async def serve(settings: Settings) -> None:
     service, engine = await build_service(settings)
-    server, port, health = create_server(settings.grpc_address, service, tls=read_tls(settings))
+    tls = read_tls(settings)
+    server, port, health = create_server(settings.grpc_address, service, tls=tls)
     watcher = DependencyHealth(
         health,
         services=HEALTH_SERVICES,
@@ -53,7 +54,7 @@ async def serve(settings: Settings) -> None:
     await server.start()
     watching = asyncio.create_task(watcher.run())
     host = settings.grpc_address.rpartition(":")[0]
-    log.info("gRPC server listening on %s:%d%s", host, port, " (TLS)" if read_tls(settings) else "")
+    log.info("gRPC server listening on %s:%d%s", host, port, " (TLS)" if tls else "")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 from activities.email_failures import smtp_failure
 from registration.db import utcnow
 from registration.identifiers import derive_token, hash_token
-from registration.mail import MailSender, TemplateRenderer, message_id_for
+from registration.mail import MailSender, OutgoingEmail, TemplateRenderer, message_id_for
 from registration.repository import CreateOutcome, RegistrationRepository
 from registration.status import DeliveryStatus, EmailKind, RegistrationStatus
 from workflows.contracts import (
@@ -115,18 +115,15 @@ class RegistrationActivities:
             **context,
         )
         try:
-            async with heartbeating():
-                await self._sender.send(email)
-        except Exception as err:
-            failure = smtp_failure(err, input.recipient)
+            await self._deliver(email)
+        except ApplicationError as failure:
             await self._db(
                 self._repository.record_delivery_error,
                 delivery_id=input.delivery_id,
                 error=failure.message,
                 now=utcnow(),
             )
-            # `from None`: the original exception's text may name the recipient.
-            raise failure from None
+            raise
         sent = await self._db(
             self._repository.mark_delivery_sent, delivery_id=input.delivery_id, sent_at=utcnow()
         )
@@ -142,11 +139,7 @@ class RegistrationActivities:
             recipient=input.recipient,
             message_id=message_id_for(input.notice_id, self._from_email),
         )
-        try:
-            async with heartbeating():
-                await self._sender.send(email)
-        except Exception as err:
-            raise smtp_failure(err, input.recipient) from None
+        await self._deliver(email)
         activity.logger.info("sent %s notice %s", input.kind.value, input.notice_id)
 
     @activity.defn(name="record_delivery_failure")
@@ -172,6 +165,16 @@ class RegistrationActivities:
     async def expire_user(self, input: ExpireUserInput) -> None:
         await self._db(self._repository.expire, registration_id=input.registration_id, now=utcnow())
 
+    async def _deliver(self, email: OutgoingEmail) -> None:
+        """Send, heartbeating so that a cancellation reaches a long SMTP exchange; a failure
+        comes out classified (permanent or transient) and without the recipient's address."""
+        try:
+            async with heartbeating():
+                await self._sender.send(email)
+        except Exception as err:
+            # `from None`: the original exception's text may name the recipient.
+            raise smtp_failure(err, email.recipient) from None
+
     async def _db(self, call: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Runs a repository call off the event loop. A broken invariant (a row that must
         exist does not) is not retried: no retry can mend it, and it must be seen."""
@@ -183,7 +186,7 @@ class RegistrationActivities:
 
 @contextlib.asynccontextmanager
 async def heartbeating(every: float = 5.0) -> AsyncIterator[None]:
-    """Heartbeat while the body runs, so that a cancellation reaches a long SMTP exchange."""
+    """Heartbeat while the body runs."""
 
     async def beat() -> None:
         while True:

@@ -104,7 +104,7 @@ class RegistrationService:
         self._secret_key = secret_key
 
     async def register(self, *, email: str, password: str) -> Registered:
-        normalized = self._validated_email(email, password)
+        normalized = self._validated(email, password)
         key = email_key(self._secret_key, normalized)
         s = self._settings
         hidden = s.prevent_enumeration
@@ -163,7 +163,8 @@ class RegistrationService:
             expires_at=expires_at,
         )
 
-    def _validated_email(self, email: str, password: str) -> str:
+    def _validated(self, email: str, password: str) -> str:
+        """The normalized email, once email and password both pass; else every violation."""
         normalized, email_problem = normalize_email(email)
         violations = [v for v in (email_problem,) if v is not None]
         password_problem = password_violation(

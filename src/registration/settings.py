@@ -202,17 +202,12 @@ class Settings(BaseSettings):
     @field_validator("secret_key")
     @classmethod
     def _long_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
-        # Registration ids carry an HMAC under this key: a short or guessable key could be
-        # recovered offline from them and verification links forged with it.
-        if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
-            raise ValueError(
-                f"must be at least {MIN_SECRET_KEY_LENGTH} random characters "
-                '(python -c "import secrets; print(secrets.token_urlsafe(32))")'
-            )
+        if value is not None:
+            _check_secret_key(value.get_secret_value())
         return value
 
     @model_validator(mode="after")
-    def _one_tls_mode(self) -> Settings:
+    def _consistent(self) -> Settings:
         if self.smtp_tls and self.smtp_starttls:
             raise ValueError("SMTP_TLS and SMTP_STARTTLS exclude each other")
         if (self.grpc_tls_cert_file is None) != (self.grpc_tls_key_file is None):
@@ -225,7 +220,8 @@ class Settings(BaseSettings):
         """SECRET_KEY, or the key kept in SECRET_KEY_FILE, created on first use."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value().encode()
-        return self._secret_file(self.secret_key_file, lambda: secrets.token_urlsafe(32)).encode()
+        key = self._secret_file(self.secret_key_file, lambda: secrets.token_urlsafe(32))
+        return _check_secret_key(key).encode()
 
     def resolved_payload_keys(self) -> PayloadKeys:
         """PAYLOAD_KEYS, or the keys kept in PAYLOAD_KEYS_FILE, created on first use."""
@@ -253,6 +249,17 @@ class Settings(BaseSettings):
         if self.environment == "production" and not path.exists():
             raise RuntimeError(f"{path} does not exist, and production never generates secrets")
         return _read_or_create_secret_file(path, generate)
+
+
+def _check_secret_key(key: str) -> str:
+    # Registration ids carry an HMAC under this key: a short or guessable key could be
+    # recovered offline from them and verification links forged with it.
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ValueError(
+            f"the secret key must be at least {MIN_SECRET_KEY_LENGTH} random characters "
+            '(python -c "import secrets; print(secrets.token_urlsafe(32))")'
+        )
+    return key
 
 
 def _read_or_create_secret_file(path: Path, generate: Callable[[], str]) -> str:

@@ -46,7 +46,8 @@ async def test_register_email_verify_then_active(
     assert registered.status == pb.REGISTRATION_STATUS_PENDING_VERIFICATION
     assert registered.expires_at.seconds > 0
 
-    # Right after the answer the registration is known, even before the worker persisted it.
+    # Right after the answer the registration is known (test_get_before_persist.py covers
+    # the moments before the worker has persisted it).
     early = await stub.GetRegistration(
         pb.GetRegistrationRequest(registration_id=registered.registration_id)
     )

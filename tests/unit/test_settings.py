@@ -117,10 +117,18 @@ def test_secret_key_file_is_created_once_with_owner_only_permissions(
 
 
 def test_existing_key_file_is_not_replaced(clean_environment: Path) -> None:
+    kept = "kept-key-" + "k" * 32
     clean_environment.parent.mkdir(parents=True)
-    clean_environment.write_text("kept-key\n")
-    assert Settings(_env_file=None).resolved_secret_key() == b"kept-key"
-    assert clean_environment.read_text() == "kept-key\n"
+    clean_environment.write_text(kept + "\n")
+    assert Settings(_env_file=None).resolved_secret_key() == kept.encode()
+    assert clean_environment.read_text() == kept + "\n"
+
+
+def test_short_key_file_is_refused(clean_environment: Path) -> None:
+    clean_environment.parent.mkdir(parents=True)
+    clean_environment.write_text("hunter2\n")
+    with pytest.raises(ValueError, match="at least 32"):
+        Settings(_env_file=None).resolved_secret_key()
 
 
 def test_empty_key_file_is_an_error(clean_environment: Path) -> None:
