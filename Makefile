@@ -6,13 +6,25 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format proto clean
+.PHONY: run test chaos load bench lint format proto migrate clean
 
 run: $(INSTALLED)
 	$(PY) -m registration.devstack
 
 test: $(INSTALLED)
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15
+
+# The fault tests alone: processes killed, relays and databases down, a small load run.
+chaos: $(INSTALLED)
+	$(PY) -m pytest -m chaos --durations=15
+
+# The load run at full size: N registrations through the real stack, every one accounted for.
+load: $(INSTALLED)
+	$(PY) -m bench.load --registrations $(or $(N),1000)
+
+# The benchmark against bare Temporal: table, bench/results/*.json and *.png (see README).
+bench: $(INSTALLED)
+	$(PY) -m bench
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .
@@ -22,6 +34,10 @@ lint: $(INSTALLED)
 format: $(INSTALLED)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
+
+# Applies pending database migrations to DATABASE_URL (`make run` does it by itself).
+migrate: $(INSTALLED)
+	$(PY) -m registration.migrate upgrade
 
 # Regenerates src/registration/v1/ from proto/; a test fails when the committed code is stale.
 proto: $(INSTALLED)

@@ -6,32 +6,32 @@ import asyncio
 import logging
 import signal
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
-from registration.db import build_engine, create_schema
+from registration import application as app
+from registration.application import Services
+from registration.db import build_engine
 from registration.grpc_api import HEALTH_SERVICES, create_server
 from registration.health import DependencyHealth
 from registration.logs import configure_logging
-from registration.passwords import build_password_hasher
-from registration.repository import RegistrationRepository
-from registration.service import RegistrationService
+from registration.metrics import GrpcMetrics, serve_metrics
+from registration.migrate import SchemaNotCurrent, require_current_schema
+from registration.search_attribute_setup import SearchAttributesMissing, ensure_search_attributes
 from registration.settings import Settings, load_settings
 from registration.temporal_connect import connect_temporal
 
 log = logging.getLogger("server")
 
 
-async def build_service(settings: Settings) -> tuple[RegistrationService, Engine]:
+async def build_services(settings: Settings) -> tuple[Services, Engine]:
     engine = build_engine(settings.database_url)
-    create_schema(engine)
-    service = RegistrationService(
-        settings=settings,
-        client=await connect_temporal(settings),
-        repository=RegistrationRepository(engine),
-        hasher=build_password_hasher(settings),
-        secret_key=settings.resolved_secret_key(),
-    )
-    return service, engine
+    require_current_schema(engine)
+    client = await connect_temporal(settings)
+    # Registrations start with their search attributes: the namespace must know them.
+    await ensure_search_attributes(client)
+    services = app.build_services(settings, client, engine)
+    return services, engine
 
 
 def read_tls(settings: Settings) -> tuple[bytes, bytes] | None:
@@ -41,13 +41,19 @@ def read_tls(settings: Settings) -> tuple[bytes, bytes] | None:
 
 
 async def serve(settings: Settings) -> None:
-    service, engine = await build_service(settings)
+    services, engine = await build_services(settings)
     tls = read_tls(settings)
-    server, port, health = create_server(settings.grpc_address, service, tls=tls)
+    metrics = _serve_metrics(settings.server_metrics_address)
+    server, port, health = create_server(
+        settings.grpc_address, services, tls=tls, interceptors=[metrics] if metrics else []
+    )
     watcher = DependencyHealth(
         health,
         services=HEALTH_SERVICES,
-        checks={"temporal": service.ping_temporal, "database": service.ping_database},
+        checks={
+            "temporal": services.registration.ping_temporal,
+            "database": services.registration.ping_database,
+        },
         interval=settings.health_check_interval,
     )
     await watcher.check_once()
@@ -74,10 +80,27 @@ async def serve(settings: Settings) -> None:
     log.info("gRPC server stopped")
 
 
+def _serve_metrics(address: str) -> GrpcMetrics | None:
+    if not address:
+        return None
+    metrics = GrpcMetrics(CollectorRegistry())
+    try:
+        serve_metrics(address, metrics.registry)
+    except OSError as err:
+        # Metrics are an aid: the server does not stop serving for want of them.
+        log.error("metrics not exported at %s: %s", address, err)
+        return None
+    log.info("gRPC metrics at http://%s/metrics", address)
+    return metrics
+
+
 def main() -> None:
     settings = load_settings()
-    configure_logging("server", settings.log_level)
-    asyncio.run(serve(settings))
+    configure_logging("server", settings.log_level, settings.log_format)
+    try:
+        asyncio.run(serve(settings))
+    except (SchemaNotCurrent, SearchAttributesMissing) as err:
+        raise SystemExit(f"server: {err}") from None
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
 )
+# A cold mypy cache on a fresh clone takes tens of seconds, minutes on a loaded machine.
+@pytest.mark.timeout(900)
 def test_tool_is_clean(command: list[str]) -> None:
     result = subprocess.run(
         [sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=600

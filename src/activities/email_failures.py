@@ -7,16 +7,23 @@ RFC 5321 §4.2.1: 5yz replies are permanent — retrying cannot help (550 mailbo
 
 from __future__ import annotations
 
+import re
+
 import aiosmtplib
 from temporalio.exceptions import ApplicationError
 
 PERMANENT = "PermanentSmtpFailure"
 TRANSIENT = "TransientSmtpFailure"
+# Not SMTP failures, but the other reasons a send activity gives up on an attempt.
+TEMPLATE_PROBLEM = "TemplateProblem"
+LINK_REPLACED = "LinkReplaced"
 
 
 def smtp_failure(err: BaseException, recipient: str) -> ApplicationError:
     codes = _reply_codes(err)
-    permanent = bool(codes) and all(500 <= code < 600 for code in codes)
+    permanent = (bool(codes) and all(500 <= code < 600 for code in codes)) or isinstance(
+        err, _UNSENDABLE
+    )
     text = redact(f"{type(err).__name__}: {str(err).strip() or 'no detail'}", recipient)
     return ApplicationError(
         text, type=PERMANENT if permanent else TRANSIENT, non_retryable=permanent
@@ -24,12 +31,18 @@ def smtp_failure(err: BaseException, recipient: str) -> ApplicationError:
 
 
 def redact(text: str, recipient: str) -> str:
-    """The text with the recipient's address, and its mailbox name alone, masked."""
+    """The text with the recipient's address, and its mailbox name as a word of its own,
+    masked ("mail" in "mailbox unavailable" is left alone)."""
     local = recipient.rpartition("@")[0]
-    for secret in sorted({recipient, local}, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "<recipient>")
+    text = text.replace(recipient, "<recipient>") if recipient else text
+    if local:
+        text = re.sub(rf"(?<![\w.+-]){re.escape(local)}(?![\w.+-])", "<recipient>", text)
     return text
+
+
+# The address itself cannot be sent to, whatever the relay's mood: a non-ASCII mailbox name
+# on a relay without SMTPUTF8, or a domain that has no IDNA form.
+_UNSENDABLE = (aiosmtplib.SMTPNotSupported, UnicodeError)
 
 
 def _reply_codes(err: BaseException) -> list[int]:

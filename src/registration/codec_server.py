@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from temporalio.api.common.v1 import Payload, Payloads
 
@@ -53,6 +53,8 @@ def create_codec_app(codec: EncryptionCodec, *, allowed_origins: Sequence[str]) 
         routes=[
             Route("/decode", endpoint(codec.decode), methods=["POST"]),
             Route("/encode", endpoint(codec.encode), methods=["POST"]),
+            # For container health checks; says nothing about keys or payloads.
+            Route("/healthz", lambda _: PlainTextResponse("ok"), methods=["GET"]),
         ],
         middleware=[
             Middleware(
@@ -80,7 +82,7 @@ async def serve(settings: Settings) -> None:
 
 def main() -> None:
     settings = load_settings()
-    configure_logging("codec", settings.log_level)
+    configure_logging("codec", settings.log_level, settings.log_format)
     asyncio.run(serve(settings))
 
 

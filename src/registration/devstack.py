@@ -2,15 +2,17 @@
 
     python -m registration.devstack [--var-dir var] [--ui-port 8233] [--headless]
 
-Starts, in this order, the local SMTP sink, the codec endpoint for the web UI, the Temporal
-dev server (SQLite file under the var folder, so a restart keeps every registration), the
-worker and the gRPC server, each as its own process. Ctrl-C (or SIGTERM, SIGHUP) stops them in
+Applies pending database migrations, then starts, in this order, the local SMTP sink, the
+codec endpoint for the web UI, the Temporal dev server (SQLite file under the var folder, so a
+restart keeps every registration), the worker, the gRPC server and the web pages behind the
+emails' links, each as its own process. Ctrl-C (or SIGTERM, SIGHUP) stops them in
 the reverse order; if any of them dies, the others are stopped too.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import random
 import shutil
@@ -19,14 +21,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from registration.db import build_engine, create_schema
+from registration.db import build_engine
+from registration.migrate import upgrade
 from registration.net import split_address
 from registration.settings import Settings, load_settings
+from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STOP_TIMEOUT_SECONDS = 15.0
@@ -93,9 +97,9 @@ class DevStack:
 
     def start_all(self) -> None:
         self.ensure_local_secrets()
-        # Once, before the worker and the server would both create the tables at once.
+        # The schema first: the worker and the server refuse to start on an older one.
         engine = build_engine(self.env["DATABASE_URL"])
-        create_schema(engine)
+        upgrade(engine)
         engine.dispose()
         # The sink and the codec first: the dev server picks random ports of its own.
         self.start_smtp_sink()
@@ -103,6 +107,7 @@ class DevStack:
         self.start_temporal()
         self.start_worker()
         self.start_server()
+        self.start_web()
 
     def ensure_local_secrets(self) -> None:
         """Create the local secret key and payload key under the var folder on first start,
@@ -128,6 +133,8 @@ class DevStack:
             "--db-filename", str(self.var_dir / "temporal.db"),
             "--log-level", "error",
         ]  # fmt: skip
+        for attribute in SEARCH_ATTRIBUTES:
+            command += ["--search-attribute", f"{attribute.name}=Keyword"]
         if self.ui_port:
             codec = "http://{}:{}".format(*split_address(self.env["CODEC_SERVER_ADDRESS"]))
             command += ["--ui-port", str(self.ui_port), "--ui-codec-endpoint", codec]
@@ -161,6 +168,19 @@ class DevStack:
         wait_for_port(host, port, timeout=60, process=process)
         return process
 
+    def start_web(self) -> subprocess.Popen[bytes]:
+        """The pages behind the emails' links, where PUBLIC_BASE_URL points."""
+        env = {**os.environ, **self.env}  # what the child reads
+        listen = Settings(
+            _env_file=None,
+            public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
+            web_address=env.get("WEB_ADDRESS") or None,
+        ).web_listen_address()
+        process = self._spawn("web", [sys.executable, "-m", "registration.web"])
+        host, port = split_address(listen)
+        wait_for_port(host, port, timeout=60, process=process)
+        return process
+
     def stop(self, name: str) -> None:
         process = self.processes.pop(name)
         if process.poll() is None:
@@ -170,6 +190,12 @@ class DevStack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL, as a crash: no shutdown code of the process runs."""
+        process = self.processes.pop(name)
+        process.kill()
+        process.wait()
 
     def stop_all(self) -> None:
         for name in reversed(list(self.processes)):
@@ -200,9 +226,48 @@ class DevStack:
             # Own session: a Ctrl-C in the terminal reaches only this launcher, which then
             # stops the children in order instead of all of them dying at once.
             start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
         )
         self.processes[name] = process
         return process
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """For the child, before it runs its program: on Linux it gets SIGTERM when the launcher
+    dies, even by SIGKILL, so that no part of the stack outlives it (an interrupted test
+    run, a killed `make run`) and holds its ports or the machine's cores."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def arrange() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # the launcher died before the line above
+            os._exit(1)
+
+    return arrange
+
+
+def isolated_env(var_dir: Path) -> dict[str, str]:
+    """The settings of a stack of its own: every port free, every file under `var_dir`, so
+    that several stacks (tests, the load run) run side by side. Callers add their own."""
+    return {
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(free_port()),
+        "MAIL_DIR": str(var_dir / "mail"),
+        "DATABASE_URL": f"sqlite:///{var_dir / 'registration.db'}",
+        "SECRET_KEY_FILE": str(var_dir / "secret.key"),
+        "PAYLOAD_KEYS_FILE": str(var_dir / "payload.keys"),
+        "CODEC_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+        "WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+        "SERVER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{free_port()}",
+    }
 
 
 def stack_env(settings: Settings, var_dir: Path) -> dict[str, str]:
@@ -224,6 +289,8 @@ def stack_env(settings: Settings, var_dir: Path) -> dict[str, str]:
         "SECRET_KEY_FILE": in_var("secret_key_file", str(var_dir / "secret.key")),
         "PAYLOAD_KEYS_FILE": in_var("payload_keys_file", str(var_dir / "payload.keys")),
         "CODEC_SERVER_ADDRESS": settings.codec_server_address,
+        "PUBLIC_BASE_URL": settings.public_base_url,
+        "WEB_ADDRESS": settings.web_listen_address(),
     }
 
 

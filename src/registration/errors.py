@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,30 @@ class AlreadyExists(RegistrationError):
     pass
 
 
+class Unauthenticated(RegistrationError):
+    """Wrong credentials; the message never says which part was wrong."""
+
+
 class NotFound(RegistrationError):
     pass
 
 
-class RegistrationExpired(RegistrationError):
+class FailedPrecondition(RegistrationError):
+    """The registration is not in a state that allows the call."""
+
+
+class RegistrationExpired(FailedPrecondition):
     pass
+
+
+class TryLater(RegistrationError):
+    """A limit holds: the call may succeed at `retry_at`, or never when it is None.
+    `reason` names the limit in UPPER_SNAKE_CASE (google.rpc.ErrorInfo)."""
+
+    def __init__(self, message: str, *, reason: str, retry_at: datetime | None) -> None:
+        self.reason = reason
+        self.retry_at = retry_at
+        super().__init__(message)
 
 
 class DependencyUnavailable(RegistrationError):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import grpc
@@ -23,17 +23,23 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
+from registration.application import Services
+from registration.db import utcnow
 from registration.errors import (
     AlreadyExists,
     DependencyUnavailable,
+    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
     RegistrationError,
     RegistrationExpired,
+    TryLater,
+    Unauthenticated,
 )
-from registration.repository import RegistrationRecord
-from registration.service import RegistrationService
+from registration.notification_repository import NotificationRecord
+from registration.notification_service import EnrollmentRequest
+from registration.repository import DeliveryRecord, RegistrationRecord
 from registration.status import DeliveryStatus, EmailKind, RegistrationStatus
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
@@ -47,8 +53,11 @@ MAX_REQUEST_BYTES = 16 * 1024
 STATUS_FOR_ERROR: dict[type, grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     NotFound: grpc.StatusCode.NOT_FOUND,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     RegistrationExpired: grpc.StatusCode.FAILED_PRECONDITION,
+    TryLater: grpc.StatusCode.RESOURCE_EXHAUSTED,
     DependencyUnavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
@@ -64,8 +73,12 @@ _DELIVERY_STATUS = {
 }
 _EMAIL_KIND = {
     EmailKind.VERIFICATION: pb.EMAIL_KIND_VERIFICATION,
+    EmailKind.REMINDER: pb.EMAIL_KIND_REMINDER,
     EmailKind.WELCOME: pb.EMAIL_KIND_WELCOME,
     EmailKind.REGISTRATION_ATTEMPT: pb.EMAIL_KIND_REGISTRATION_ATTEMPT,
+    EmailKind.PASSWORD_RESET: pb.EMAIL_KIND_PASSWORD_RESET,
+    EmailKind.PASSWORD_CHANGED: pb.EMAIL_KIND_PASSWORD_CHANGED,
+    EmailKind.ENROLLMENT: pb.EMAIL_KIND_ENROLLMENT,
 }
 
 Response = TypeVar("Response")
@@ -107,8 +120,9 @@ def _add_servicer(servicer: RegistrationServicer, server: grpc.aio.Server) -> No
 
 
 class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
-    def __init__(self, service: RegistrationService) -> None:
-        self._service = service
+    def __init__(self, services: Services) -> None:
+        self._service = services.registration
+        self._services = services
 
     async def RegisterUser(
         self,
@@ -136,6 +150,26 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
                 registration_id=result.registration_id,
                 user_id=result.user_id,
                 status=_REGISTRATION_STATUS[result.status],
+                already_verified=result.already_verified,
+            )
+
+        return await _answer(context, request, call)
+
+    async def ResendVerificationEmail(
+        self,
+        request: pb.ResendVerificationEmailRequest,
+        context: grpc.aio.ServicerContext[
+            pb.ResendVerificationEmailRequest, pb.ResendVerificationEmailResponse
+        ],
+    ) -> pb.ResendVerificationEmailResponse:
+        async def call() -> pb.ResendVerificationEmailResponse:
+            result = await self._service.resend_verification(
+                registration_id=request.registration_id
+            )
+            return pb.ResendVerificationEmailResponse(
+                registration_id=result.registration_id,
+                next_resend_allowed_at=_timestamp(result.next_resend_allowed_at),
+                resends_remaining=result.resends_remaining,
             )
 
         return await _answer(context, request, call)
@@ -148,6 +182,77 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         async def call() -> pb.GetRegistrationResponse:
             record = await self._service.get(registration_id=request.registration_id)
             return pb.GetRegistrationResponse(registration=registration_message(record))
+
+        return await _answer(context, request, call)
+
+    async def Authenticate(
+        self,
+        request: pb.AuthenticateRequest,
+        context: grpc.aio.ServicerContext[pb.AuthenticateRequest, pb.AuthenticateResponse],
+    ) -> pb.AuthenticateResponse:
+        async def call() -> pb.AuthenticateResponse:
+            signed_in = await self._services.sign_in.authenticate(
+                email=request.email, password=request.password
+            )
+            return pb.AuthenticateResponse(user_id=signed_in.user_id)
+
+        return await _answer(context, request, call)
+
+    async def RequestPasswordReset(
+        self,
+        request: pb.RequestPasswordResetRequest,
+        context: grpc.aio.ServicerContext[
+            pb.RequestPasswordResetRequest, pb.RequestPasswordResetResponse
+        ],
+    ) -> pb.RequestPasswordResetResponse:
+        async def call() -> pb.RequestPasswordResetResponse:
+            await self._services.password_reset.request(email=request.email)
+            return pb.RequestPasswordResetResponse()
+
+        return await _answer(context, request, call)
+
+    async def ResetPassword(
+        self,
+        request: pb.ResetPasswordRequest,
+        context: grpc.aio.ServicerContext[pb.ResetPasswordRequest, pb.ResetPasswordResponse],
+    ) -> pb.ResetPasswordResponse:
+        async def call() -> pb.ResetPasswordResponse:
+            await self._services.password_reset.reset(
+                token=request.token, new_password=request.new_password
+            )
+            return pb.ResetPasswordResponse()
+
+        return await _answer(context, request, call)
+
+    async def NotifyEnrollment(
+        self,
+        request: pb.NotifyEnrollmentRequest,
+        context: grpc.aio.ServicerContext[pb.NotifyEnrollmentRequest, pb.NotifyEnrollmentResponse],
+    ) -> pb.NotifyEnrollmentResponse:
+        async def call() -> pb.NotifyEnrollmentResponse:
+            notification_id = await self._services.notifications.notify_enrollment(
+                EnrollmentRequest(
+                    order_id=request.order_id,
+                    organizer_email=request.organizer_email,
+                    organizer_name=request.organizer_name,
+                    enrollee_name=request.enrollee_name,
+                    offering_name=request.offering_name,
+                    enrollee_email=request.enrollee_email,
+                    enrolled_at=_optional_datetime(request, "enrolled_at"),
+                )
+            )
+            return pb.NotifyEnrollmentResponse(notification_id=notification_id)
+
+        return await _answer(context, request, call)
+
+    async def GetNotification(
+        self,
+        request: pb.GetNotificationRequest,
+        context: grpc.aio.ServicerContext[pb.GetNotificationRequest, pb.GetNotificationResponse],
+    ) -> pb.GetNotificationResponse:
+        async def call() -> pb.GetNotificationResponse:
+            record = await self._services.notifications.get(notification_id=request.notification_id)
+            return pb.GetNotificationResponse(notification=notification_message(record))
 
         return await _answer(context, request, call)
 
@@ -203,10 +308,42 @@ def error_status(err: RegistrationError) -> status_pb2.Status:
             ]
         )
         status.details.add().Pack(detail)
+    if isinstance(err, TryLater):
+        info = error_details_pb2.ErrorInfo(reason=err.reason, domain=SERVICE_NAME)
+        if err.retry_at is not None:
+            info.metadata["retry_at"] = err.retry_at.isoformat()
+            retry = error_details_pb2.RetryInfo()
+            retry.retry_delay.FromTimedelta(max(err.retry_at - utcnow(), timedelta(0)))
+            status.details.add().Pack(retry)
+        status.details.add().Pack(info)
     return status
 
 
+def delivery_message(delivery: DeliveryRecord) -> pb.EmailDelivery:
+    return pb.EmailDelivery(
+        kind=_EMAIL_KIND[delivery.kind],
+        status=_DELIVERY_STATUS[delivery.status],
+        attempts=delivery.attempts,
+        last_error=delivery.last_error or "",
+        sent_at=_timestamp(delivery.sent_at),
+        created_at=_timestamp(delivery.created_at),
+        message_id=delivery.message_id or "",
+    )
+
+
+def notification_message(record: NotificationRecord) -> pb.Notification:
+    return pb.Notification(
+        notification_id=record.notification_id,
+        kind=_EMAIL_KIND[record.kind],
+        order_id=record.order_id,
+        recipient=record.recipient,
+        created_at=_timestamp(record.created_at),
+        delivery=delivery_message(record.deliveries[0]) if record.deliveries else None,
+    )
+
+
 def registration_message(record: RegistrationRecord) -> pb.Registration:
+    pending = record.status is RegistrationStatus.PENDING_VERIFICATION
     return pb.Registration(
         registration_id=record.registration_id,
         user_id=str(record.user_id),
@@ -215,17 +352,22 @@ def registration_message(record: RegistrationRecord) -> pb.Registration:
         created_at=_timestamp(record.created_at),
         verified_at=_timestamp(record.verified_at),
         expires_at=_timestamp(record.expires_at),
-        deliveries=[
-            pb.EmailDelivery(
-                kind=_EMAIL_KIND[d.kind],
-                status=_DELIVERY_STATUS[d.status],
-                attempts=d.attempts,
-                last_error=d.last_error or "",
-                sent_at=_timestamp(d.sent_at),
-            )
-            for d in record.deliveries
-        ],
+        deliveries=[delivery_message(d) for d in record.deliveries],
+        next_resend_allowed_at=_timestamp(record.next_resend_allowed_at if pending else None),
+        resends_remaining=record.resends_remaining if pending else 0,
     )
+
+
+def _optional_datetime(message: Message, field: str) -> datetime | None:
+    """A Timestamp field as an aware datetime; one outside what a datetime can hold (a client
+    may send any seconds) is the client's mistake."""
+    if not message.HasField(field):
+        return None
+    stamp: timestamp_pb2.Timestamp = getattr(message, field)
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as err:
+        raise InvalidArgument([FieldViolation(field, f"is not a valid time: {err}")]) from err
 
 
 def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -238,17 +380,19 @@ def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
 
 def create_server(
     address: str,
-    service: RegistrationService,
+    services: Services,
     *,
     tls: tuple[bytes, bytes] | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
     """A server with the registration service, health and reflection, bound to `address`
     (port 0 picks a free one), with TLS when `tls` holds a PEM (certificate chain, key).
     Returns the server, the bound port and the health servicer."""
     server = grpc.aio.server(
+        interceptors=list(interceptors),
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
     )
-    _add_servicer(RegistrationServicer(service), server)
+    _add_servicer(RegistrationServicer(services), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

@@ -19,6 +19,8 @@ import re
 import secrets
 
 WORKFLOW_ID_PREFIX = "registration-"
+PASSWORD_RESET_WORKFLOW_ID_PREFIX = "password-reset-"
+ENROLLMENT_WORKFLOW_ID_PREFIX = "enrollment-"
 _EMAIL_KEY_BYTES = 16
 _NONCE_BYTES = 8
 _EMAIL_KEY_PATTERN = r"[a-z2-7]{26}"
@@ -52,9 +54,43 @@ def workflow_id_for_registration(registration_id: str) -> str:
     return workflow_id_for_email_key(match.group(1))
 
 
-def derive_token(secret_key: bytes, delivery_id: str) -> str:
-    digest = hmac.new(secret_key, b"verify:" + delivery_id.encode(), hashlib.sha256).digest()
+def derive_token(secret_key: bytes, delivery_id: str, *, purpose: str = "verify") -> str:
+    """The token of the link in one delivery; `purpose` keeps a verification token from ever
+    doubling as a reset token."""
+    message = f"{purpose}:{delivery_id}".encode()
+    digest = hmac.new(secret_key, message, hashlib.sha256).digest()
     return base64.b32encode(digest).decode().rstrip("=").lower()
+
+
+def password_reset_workflow_id(key: str) -> str:
+    """One reset at a time per address: a repeated request joins the running one."""
+    return PASSWORD_RESET_WORKFLOW_ID_PREFIX + key
+
+
+def new_reset_id(key: str) -> str:
+    return new_registration_id(key)
+
+
+def workflow_id_for_reset(reset_id: str) -> str:
+    match = _REGISTRATION_ID_RE.fullmatch(reset_id)
+    if match is None:
+        raise ValueError("not a password reset id")
+    return password_reset_workflow_id(match.group(1))
+
+
+def notification_id_for_order(order_id: str) -> str:
+    """The same id for every delivery of one order, so that a duplicate joins the first.
+    Not keyed: order ids are no secret, and it must outlive a change of SECRET_KEY."""
+    digest = hashlib.sha256(b"order:" + order_id.encode()).digest()
+    return base64.b32encode(digest[:_EMAIL_KEY_BYTES]).decode().rstrip("=").lower()
+
+
+def is_notification_id(value: str) -> bool:
+    return re.fullmatch(_EMAIL_KEY_PATTERN, value) is not None
+
+
+def workflow_id_for_notification(notification_id: str) -> str:
+    return ENROLLMENT_WORKFLOW_ID_PREFIX + notification_id
 
 
 def is_token(value: str) -> bool:

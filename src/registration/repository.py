@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
-from sqlalchemy import text
+from sqlalchemy import func, or_, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -29,6 +29,7 @@ class DeliveryRecord:
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,30 @@ class RegistrationRecord:
     verified_at: datetime | None
     expires_at: datetime
     deliveries: list[DeliveryRecord] = field(default_factory=list)
+    next_resend_allowed_at: datetime | None = None
+    resends_remaining: int = 0
+
+
+@dataclass(frozen=True)
+class DeliveryOwner:
+    """What an email belongs to: a registration (the account's emails) or a notification."""
+
+    registration_id: str | None = None
+    notification_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.registration_id is None) == (self.notification_id is None):
+            raise ValueError("a delivery belongs to a registration or to a notification")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What sign-in needs of the live account of an address."""
+
+    registration_id: str
+    user_id: uuid.UUID
+    status: RegistrationStatus
+    password_hash: str
 
 
 class CreateOutcome(Enum):
@@ -68,26 +93,31 @@ class RegistrationRepository:
         password_hash: str,
         created_at: datetime,
         expires_at: datetime,
+        verification: NewVerification | None = None,
     ) -> CreateOutcome:
-        """Insert the pending user; CREATED again when this registration's row exists already,
-        EMAIL_TAKEN when another live registration holds the address."""
+        """Insert the pending user, with its first verification delivery when given; CREATED
+        again when this registration's row exists already, EMAIL_TAKEN when another live
+        registration holds the address."""
         with Session(self._engine) as session:
             if _user_by_registration(session, registration_id) is not None:
                 return CreateOutcome.CREATED
-            session.add(
-                User(
-                    id=user_id,
-                    registration_id=registration_id,
-                    email=email,
-                    email_claim=email,
-                    status=RegistrationStatus.PENDING_VERIFICATION,
-                    password_hash=password_hash,
-                    created_at=created_at,
-                    expires_at=expires_at,
-                    updated_at=created_at,
-                )
+            user = User(
+                id=user_id,
+                registration_id=registration_id,
+                email=email,
+                email_claim=email,
+                status=RegistrationStatus.PENDING_VERIFICATION,
+                password_hash=password_hash,
+                created_at=created_at,
+                expires_at=expires_at,
+                updated_at=created_at,
             )
             try:
+                # The user first: the delivery refers to it, and a taken address fails here.
+                session.add(user)
+                session.flush()
+                if verification is not None:
+                    _apply_verification(session, user, verification, now=created_at)
                 session.commit()
             except IntegrityError:
                 session.rollback()
@@ -97,11 +127,62 @@ class RegistrationRepository:
                 return CreateOutcome.EMAIL_TAKEN
         return CreateOutcome.CREATED
 
+    def start_new_verification(
+        self, *, registration_id: str, verification: NewVerification, now: datetime
+    ) -> None:
+        """A resend: the new delivery's token replaces the previous one, so only the newest
+        link works. Repeating it changes nothing more."""
+        with Session(self._engine) as session:
+            user = _require_user(session, registration_id)
+            if user.status is not RegistrationStatus.PENDING_VERIFICATION:
+                raise ValueError(f"registration {registration_id} is {user.status.value}")
+            _apply_verification(session, user, verification, now=now)
+            session.commit()
+
+    def link_is_live(self, *, registration_id: str, token_hash: str) -> bool:
+        """Whether a link with this token still verifies: the registration is pending and no
+        resend has replaced the token."""
+        with Session(self._engine) as session:
+            user = _user_by_registration(session, registration_id)
+            return (
+                user is not None
+                and user.status is RegistrationStatus.PENDING_VERIFICATION
+                and user.verification_token_hash == token_hash
+            )
+
     def find_live_registration(self, *, email: str) -> RegistrationRecord | None:
         """The pending or active registration that holds this address, if any."""
         with Session(self._engine) as session:
             user = session.exec(select(User).where(User.email_claim == email)).first()
             return None if user is None else _registration_record(session, user)
+
+    def find_credentials(self, *, email: str) -> Credentials | None:
+        """The pending or active account of this address with its password hash, if any."""
+        with Session(self._engine) as session:
+            user = session.exec(select(User).where(User.email_claim == email)).first()
+            if user is None or user.password_hash is None:
+                return None
+            return Credentials(
+                registration_id=user.registration_id,
+                user_id=user.id,
+                status=user.status,
+                password_hash=user.password_hash,
+            )
+
+    def replace_password_hash(
+        self, *, registration_id: str, old_hash: str, new_hash: str, now: datetime
+    ) -> bool:
+        """Swap the hash only if it is still `old_hash`: a rehash on sign-in must never undo a
+        password reset that landed in between. Whether it was swapped."""
+        with Session(self._engine) as session:
+            result = session.exec(
+                update(User)
+                .where(col(User.registration_id) == registration_id)
+                .where(col(User.password_hash) == old_hash)
+                .values(password_hash=new_hash, updated_at=now)
+            )
+            session.commit()
+            return bool(result.rowcount)
 
     def get_registration(self, *, registration_id: str) -> RegistrationRecord | None:
         with Session(self._engine) as session:
@@ -115,130 +196,193 @@ class RegistrationRepository:
             ).first()
             return None if user is None else _registration_record(session, user)
 
-    def set_verification_token_hash(
-        self, *, registration_id: str, token_hash: str, now: datetime
-    ) -> None:
-        with Session(self._engine) as session:
-            user = _require_user(session, registration_id)
-            if user.verification_token_hash != token_hash:
-                user.verification_token_hash = token_hash
-                user.updated_at = now
-                session.commit()
-
     def activate(self, *, registration_id: str, verified_at: datetime) -> RegistrationRecord:
-        """Mark the account ACTIVE; repeated calls keep the first verification time."""
+        """Mark the account ACTIVE; repeated or concurrent calls keep the first verification
+        time, and an expiry that won the race is never overturned."""
         with Session(self._engine) as session:
+            _require_user(session, registration_id)
+            # One conditional UPDATE: of concurrent calls (and a concurrent expiry) exactly
+            # one changes the row, whatever the isolation level.
+            session.exec(
+                update(User)
+                .where(col(User.registration_id) == registration_id)
+                .where(col(User.status) == RegistrationStatus.PENDING_VERIFICATION)
+                .values(
+                    status=RegistrationStatus.ACTIVE,
+                    verified_at=verified_at,
+                    updated_at=verified_at,
+                )
+            )
+            session.commit()
             user = _require_user(session, registration_id)
             if user.status is RegistrationStatus.EXPIRED:
                 raise ValueError(f"registration {registration_id} has expired")
-            if user.status is not RegistrationStatus.ACTIVE:
-                user.status = RegistrationStatus.ACTIVE
-                user.verified_at = verified_at
-                user.updated_at = verified_at
-                session.commit()
-                session.refresh(user)
             return _registration_record(session, user)
 
     def expire(self, *, registration_id: str, now: datetime) -> None:
         """Mark the registration EXPIRED, erase its password hash and free the address."""
         with Session(self._engine) as session:
-            user = _require_user(session, registration_id)
-            if user.status is RegistrationStatus.ACTIVE:
+            _require_user(session, registration_id)
+            session.exec(
+                update(User)
+                .where(col(User.registration_id) == registration_id)
+                .where(
+                    or_(
+                        col(User.status) == RegistrationStatus.PENDING_VERIFICATION,
+                        (col(User.status) == RegistrationStatus.EXPIRED)
+                        & col(User.password_hash).is_not(None),
+                    )
+                )
+                .values(
+                    status=RegistrationStatus.EXPIRED,
+                    password_hash=None,
+                    email_claim=None,
+                    updated_at=now,
+                )
+            )
+            session.commit()
+            if _require_user(session, registration_id).status is RegistrationStatus.ACTIVE:
                 raise ValueError(f"registration {registration_id} is active")
-            if user.status is not RegistrationStatus.EXPIRED or user.password_hash is not None:
-                user.status = RegistrationStatus.EXPIRED
-                user.password_hash = None
-                user.email_claim = None
-                user.updated_at = now
-                session.commit()
 
     # Deliveries ----------------------------------------------------------------------------
 
     def get_delivery(self, *, delivery_id: str) -> DeliveryRecord | None:
         with Session(self._engine) as session:
             delivery = session.get(EmailDelivery, delivery_id)
-            return None if delivery is None else _delivery_record(delivery)
+            return None if delivery is None else delivery_record(delivery)
 
-    def record_delivery_attempt(
-        self,
-        *,
-        delivery_id: str,
-        registration_id: str,
-        kind: EmailKind,
-        attempt: int,
-        now: datetime,
+    def open_delivery(
+        self, *, delivery_id: str, owner: DeliveryOwner, kind: EmailKind, now: datetime
     ) -> DeliveryRecord:
-        """Count an attempt; a delivery that is already SENT or FAILED is left as it is."""
+        """The delivery's record, created PENDING on first use."""
         with Session(self._engine) as session:
             delivery = session.get(EmailDelivery, delivery_id)
             if delivery is None:
-                delivery = EmailDelivery(
-                    id=delivery_id,
-                    registration_id=registration_id,
-                    kind=kind,
-                    status=DeliveryStatus.PENDING,
-                    attempts=attempt,
-                    created_at=now,
-                    updated_at=now,
-                )
+                delivery = new_delivery(delivery_id, owner, kind, now)
                 session.add(delivery)
-            elif delivery.status is DeliveryStatus.PENDING and delivery.attempts < attempt:
-                delivery.attempts = attempt
-                delivery.updated_at = now
-            session.commit()
-            session.refresh(delivery)
-            return _delivery_record(delivery)
+                try:
+                    session.commit()
+                except IntegrityError:
+                    # A concurrent attempt of the same delivery created it first.
+                    session.rollback()
+                    delivery = session.get(EmailDelivery, delivery_id)
+                    if delivery is None:
+                        raise
+            return delivery_record(delivery)
+
+    def count_attempt(self, *, delivery_id: str, message_id: str, now: datetime) -> DeliveryRecord:
+        """One more try at the SMTP server; a delivery that has ended is left as it is. Two
+        attempts at once (a timed-out one still running beside its retry) both count."""
+        with Session(self._engine) as session:
+            _update_pending_delivery(
+                session,
+                delivery_id,
+                attempts=col(EmailDelivery.attempts) + 1,
+                message_id=func.coalesce(col(EmailDelivery.message_id), message_id),
+                updated_at=now,
+            )
+            return delivery_record(_require_delivery(session, delivery_id))
 
     def record_delivery_error(self, *, delivery_id: str, error: str, now: datetime) -> None:
         with Session(self._engine) as session:
-            delivery = session.get(EmailDelivery, delivery_id)
-            if delivery is not None and delivery.status is DeliveryStatus.PENDING:
-                delivery.last_error = error[:2000]
-                delivery.updated_at = now
-                session.commit()
+            _update_pending_delivery(session, delivery_id, last_error=error[:2000], updated_at=now)
 
     def mark_delivery_sent(self, *, delivery_id: str, sent_at: datetime) -> DeliveryRecord:
         with Session(self._engine) as session:
-            delivery = session.get(EmailDelivery, delivery_id)
-            if delivery is None:
-                raise LookupError(f"no delivery {delivery_id}")
-            # PENDING only: a delivery that ended FAILED (say, stopped at expiry) stays ended.
-            if delivery.status is DeliveryStatus.PENDING:
-                delivery.status = DeliveryStatus.SENT
-                delivery.sent_at = sent_at
-                delivery.updated_at = sent_at
-                session.commit()
-                session.refresh(delivery)
-            return _delivery_record(delivery)
+            # PENDING only: a delivery that ended FAILED (say, stopped at expiry) stays ended,
+            # and of two attempts that both sent, the first keeps its time.
+            _update_pending_delivery(
+                session,
+                delivery_id,
+                status=DeliveryStatus.SENT,
+                sent_at=sent_at,
+                updated_at=sent_at,
+            )
+            return delivery_record(_require_delivery(session, delivery_id))
 
     def mark_delivery_failed(
         self,
         *,
         delivery_id: str,
-        registration_id: str,
+        owner: DeliveryOwner,
         kind: EmailKind,
         error: str,
         now: datetime,
     ) -> DeliveryRecord:
+        """End the delivery FAILED with its reason, unless it has ended already; a delivery
+        that never got as far as its first attempt is recorded now."""
+        self.open_delivery(delivery_id=delivery_id, owner=owner, kind=kind, now=now)
         with Session(self._engine) as session:
-            delivery = session.get(EmailDelivery, delivery_id)
-            if delivery is None:
-                delivery = EmailDelivery(
-                    id=delivery_id,
-                    registration_id=registration_id,
-                    kind=kind,
-                    status=DeliveryStatus.PENDING,
-                    created_at=now,
-                    updated_at=now,
-                )
-                session.add(delivery)
-            if delivery.status is DeliveryStatus.PENDING:
-                delivery.status = DeliveryStatus.FAILED
-                delivery.last_error = error[:2000]
-                delivery.updated_at = now
-            session.commit()
-            session.refresh(delivery)
-            return _delivery_record(delivery)
+            _update_pending_delivery(
+                session,
+                delivery_id,
+                status=DeliveryStatus.FAILED,
+                last_error=error[:2000],
+                updated_at=now,
+            )
+            return delivery_record(_require_delivery(session, delivery_id))
+
+
+@dataclass(frozen=True)
+class NewVerification:
+    """A verification email about to be sent: its delivery, its link's token (hashed) and
+    the resend rules' state after it."""
+
+    delivery_id: str
+    token_hash: str
+    next_resend_at: datetime | None
+    resends_remaining: int
+
+
+def _apply_verification(
+    session: Session, user: User, verification: NewVerification, *, now: datetime
+) -> None:
+    user.verification_token_hash = verification.token_hash
+    user.next_resend_at = verification.next_resend_at
+    user.resends_remaining = verification.resends_remaining
+    user.updated_at = now
+    if session.get(EmailDelivery, verification.delivery_id) is None:
+        session.add(
+            new_delivery(
+                verification.delivery_id,
+                DeliveryOwner(registration_id=user.registration_id),
+                EmailKind.VERIFICATION,
+                now,
+            )
+        )
+
+
+def new_delivery(
+    delivery_id: str, owner: DeliveryOwner, kind: EmailKind, now: datetime
+) -> EmailDelivery:
+    return EmailDelivery(
+        id=delivery_id,
+        registration_id=owner.registration_id,
+        notification_id=owner.notification_id,
+        kind=kind,
+        status=DeliveryStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _update_pending_delivery(session: Session, delivery_id: str, **values: object) -> None:
+    """One conditional UPDATE, committed: it changes a PENDING delivery and nothing else, and
+    concurrent callers each see the row as the one before them left it."""
+    session.exec(
+        update(EmailDelivery)
+        .where(col(EmailDelivery.id) == delivery_id)
+        .where(col(EmailDelivery.status) == DeliveryStatus.PENDING)
+        .values(**values)
+    )
+    session.commit()
+
+
+def _require_delivery(session: Session, delivery_id: str) -> EmailDelivery:
+    delivery = session.get(EmailDelivery, delivery_id, populate_existing=True)
+    if delivery is None:
+        raise LookupError(f"no delivery {delivery_id}")
+    return delivery
 
 
 def _user_by_registration(session: Session, registration_id: str) -> User | None:
@@ -252,7 +396,7 @@ def _require_user(session: Session, registration_id: str) -> User:
     return user
 
 
-def _delivery_record(delivery: EmailDelivery) -> DeliveryRecord:
+def delivery_record(delivery: EmailDelivery) -> DeliveryRecord:
     return DeliveryRecord(
         delivery_id=delivery.id,
         kind=delivery.kind,
@@ -261,6 +405,7 @@ def _delivery_record(delivery: EmailDelivery) -> DeliveryRecord:
         last_error=delivery.last_error,
         created_at=delivery.created_at,
         sent_at=delivery.sent_at,
+        message_id=delivery.message_id,
     )
 
 
@@ -278,5 +423,7 @@ def _registration_record(session: Session, user: User) -> RegistrationRecord:
         created_at=user.created_at,
         verified_at=user.verified_at,
         expires_at=user.expires_at,
-        deliveries=[_delivery_record(d) for d in deliveries],
+        deliveries=[delivery_record(d) for d in deliveries],
+        next_resend_allowed_at=user.next_resend_at,
+        resends_remaining=user.resends_remaining,
     )

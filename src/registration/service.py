@@ -8,33 +8,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ParamSpec, TypeVar, cast
 
 from argon2 import PasswordHasher
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
     WorkflowHandle,
-    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from registration.db import utcnow
+from registration.db_calls import in_thread
 from registration.errors import (
     AlreadyExists,
     DependencyUnavailable,
+    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
     RegistrationExpired,
+    TryLater,
 )
 from registration.identifiers import (
     email_key,
@@ -49,27 +49,37 @@ from registration.repository import DeliveryRecord, RegistrationRecord, Registra
 from registration.settings import Settings
 from registration.status import RegistrationStatus
 from registration.validation import normalize_email, password_violation
+from registration.workflow_settings import email_retry_settings, resend_policy
+from registration.workflow_state import query_state
 from workflows.contracts import (
     AttemptNoticeInput,
-    EmailRetrySettings,
+    DeliveryState,
     RegistrationInput,
     RegistrationState,
+    ResendRequest,
+    ResendResult,
     VerifyEmailRequest,
     VerifyEmailResult,
 )
-from workflows.registration import RegistrationWorkflow
+from workflows.registration import (
+    ALREADY_VERIFIED,
+    EXPIRED,
+    NOT_FOUND,
+    RESEND_COOLDOWN,
+    RESEND_LIMIT,
+    RegistrationWorkflow,
+)
 from workflows.registration_attempt import (
     NOTICE_WORKFLOW_ID_PREFIX,
     RegistrationAttemptNoticeWorkflow,
 )
+from workflows.search_attributes import registration_started
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
-# How long GetRegistration waits for a worker to answer the state query.
-QUERY_TIMEOUT = timedelta(seconds=5)
-# How long VerifyEmail waits for the workflow to activate the account, whatever the
-# client's own deadline; past it the client gets UNAVAILABLE and may repeat the call.
-VERIFY_TIMEOUT = timedelta(seconds=30)
+# How long RegisterUser waits for the workflow of an expired registration of the same address
+# to close, before it answers ALREADY_EXISTS.
+CLOSING_WAIT = timedelta(seconds=5)
 T = TypeVar("T")
 
 
@@ -85,6 +95,8 @@ class Verified:
     registration_id: str
     user_id: str
     status: RegistrationStatus
+    # The address was verified before this request (a second click, a link scanner).
+    already_verified: bool = False
 
 
 class RegistrationService:
@@ -112,7 +124,7 @@ class RegistrationService:
         password_hash = await self._hash(password) if hidden else None
 
         # A cheap early answer for the common case; correctness does not rest on it (see below).
-        if await self._db(self._repository.find_live_registration, email=normalized) is not None:
+        if await in_thread(self._repository.find_live_registration, email=normalized) is not None:
             return await self._address_taken(normalized, key)
 
         password_hash = password_hash or await self._hash(password)
@@ -126,42 +138,90 @@ class RegistrationService:
             password_hash=password_hash,
             requested_at=requested_at,
             expires_at=expires_at,
-            email_retry=self._email_retry(),
+            email_retry=email_retry_settings(self._settings),
+            resend=resend_policy(s),
+            remind_at=(
+                requested_at + s.verification_timeout * s.verification_reminder_at
+                if s.verification_reminder
+                else None
+            ),
+            email_task_queue=s.email_task_queue,
         )
         try:
             # One running workflow per address: concurrent calls for one email race on the
             # workflow ID, and Temporal lets exactly one of them start.
-            handle = await self._client.start_workflow(
-                RegistrationWorkflow.run,
-                workflow_input,
-                id=workflow_id_for_email_key(key),
-                task_queue=s.temporal_task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            )
+            handle = await self._start(workflow_input, key)
         except WorkflowAlreadyStartedError:
-            return await self._address_taken(normalized, key)
-        except RPCError as err:
-            raise DependencyUnavailable(f"Temporal: {err.message}") from err
+            if not await self._previous_workflow_closes(normalized, key):
+                return await self._address_taken(normalized, key)
+            try:
+                handle = await self._start(workflow_input, key)
+            except WorkflowAlreadyStartedError:
+                return await self._address_taken(normalized, key)
 
         # A previous workflow for this address may have activated its account and closed
         # between the early check and the start; the database's unique claim on the address
         # tells, and the workflow that lost is ended before it sends anything.
-        live = await self._db(self._repository.find_live_registration, email=normalized)
+        live = await in_thread(self._repository.find_live_registration, email=normalized)
         if live is not None and live.registration_id != registration_id:
             try:
                 await handle.terminate(reason="email address already has an active account")
             except RPCError as err:
                 # Best effort: the losing workflow also stops itself at the unique claim.
-                log.warning("could not end losing registration %s: %s", registration_id, err)
+                log.warning(
+                    "could not end losing registration %s: %s",
+                    registration_id,
+                    err,
+                    extra={"registration_id": registration_id},
+                )
             return await self._address_taken(normalized, key)
 
-        log.info("registration %s started", registration_id)
+        log.info(
+            "registration %s started",
+            registration_id,
+            extra={"registration_id": registration_id},
+        )
         return Registered(
             registration_id=registration_id,
             status=RegistrationStatus.PENDING_VERIFICATION,
             expires_at=expires_at,
         )
+
+    async def _start(
+        self, workflow_input: RegistrationInput, key: str
+    ) -> WorkflowHandle[RegistrationWorkflow, RegistrationState]:
+        try:
+            return await self._client.start_workflow(
+                RegistrationWorkflow.run,
+                workflow_input,
+                id=workflow_id_for_email_key(key),
+                task_queue=self._settings.temporal_task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                search_attributes=registration_started(),
+            )
+        except RPCError as err:
+            raise DependencyUnavailable(f"Temporal: {err.message}") from err
+
+    async def _previous_workflow_closes(self, normalized: str, key: str) -> bool:
+        """Whether the running workflow of this address is one that has just expired its
+        registration and is about to close (then a new registration may start), rather than
+        one that holds the address (its row says so, at once or a moment after it starts)."""
+        handle = self._client.get_workflow_handle(workflow_id_for_email_key(key))
+        deadline = asyncio.get_running_loop().time() + CLOSING_WAIT.total_seconds()
+        while asyncio.get_running_loop().time() < deadline:
+            if await in_thread(self._repository.find_live_registration, email=normalized):
+                return False
+            try:
+                description = await handle.describe()
+            except RPCError as err:
+                if err.status is RPCStatusCode.NOT_FOUND:
+                    return True
+                raise DependencyUnavailable(f"Temporal: {err.message}") from err
+            if description.status is not WorkflowExecutionStatus.RUNNING:
+                return True
+            await asyncio.sleep(0.1)
+        return False
 
     def _validated(self, email: str, password: str) -> str:
         """The normalized email, once email and password both pass; else every violation."""
@@ -183,17 +243,6 @@ class RegistrationService:
         # argon2 is deliberately slow; off the event loop it does not stall other calls.
         return await asyncio.to_thread(self._hasher.hash, password)
 
-    def _email_retry(self) -> EmailRetrySettings:
-        s = self._settings
-        return EmailRetrySettings(
-            initial_interval_seconds=s.email_retry_initial_interval.total_seconds(),
-            backoff_coefficient=s.email_retry_backoff_coefficient,
-            maximum_interval_seconds=s.email_retry_maximum_interval.total_seconds(),
-            budget_seconds=s.email_retry_budget.total_seconds(),
-            # SMTP_TIMEOUT bounds each step; a conversation has about six of them.
-            attempt_timeout_seconds=6 * s.smtp_timeout.total_seconds(),
-        )
-
     async def _address_taken(self, normalized: str, key: str) -> Registered:
         """ALREADY_EXISTS; or, with PREVENT_ENUMERATION, the answer a new address gets, while
         the owner of the address is told by email that someone tried."""
@@ -205,8 +254,9 @@ class RegistrationService:
                 RegistrationAttemptNoticeWorkflow.run,
                 AttemptNoticeInput(
                     email=normalized,
-                    email_retry=self._email_retry(),
+                    email_retry=email_retry_settings(self._settings),
                     cooldown_seconds=s.registration_attempt_cooldown.total_seconds(),
+                    email_task_queue=s.email_task_queue,
                 ),
                 id=NOTICE_WORKFLOW_ID_PREFIX + key,
                 task_queue=s.temporal_task_queue,
@@ -225,7 +275,7 @@ class RegistrationService:
     async def verify(self, *, token: str) -> Verified:
         if not is_token(token):
             raise InvalidArgument([FieldViolation("token", "is not a verification token")])
-        record = await self._db(self._repository.find_by_token_hash, token_hash=hash_token(token))
+        record = await in_thread(self._repository.find_by_token_hash, token_hash=hash_token(token))
         if record is None:
             raise NotFound("no registration has this verification token")
         if record.status is RegistrationStatus.EXPIRED:
@@ -233,14 +283,10 @@ class RegistrationService:
         if record.status is RegistrationStatus.ACTIVE:
             return _verified(record)
 
-        handle: WorkflowHandle[RegistrationWorkflow, RegistrationState] = (
-            self._client.get_workflow_handle_for(
-                RegistrationWorkflow.run, workflow_id_for_registration(record.registration_id)
-            )
-        )
+        handle = self._handle(record.registration_id)
         try:
             # The SDK types an async update's result as its coroutine; the value is the result.
-            async with asyncio.timeout(VERIFY_TIMEOUT.total_seconds()):
+            async with asyncio.timeout(self._settings.update_timeout.total_seconds()):
                 result = cast(
                     VerifyEmailResult,
                     await handle.execute_update(
@@ -260,25 +306,58 @@ class RegistrationService:
                 return await self._settled_verification(record.registration_id)
             raise DependencyUnavailable(f"Temporal: {err.message}") from err
         return Verified(
-            registration_id=result.registration_id, user_id=result.user_id, status=result.status
+            registration_id=result.registration_id,
+            user_id=result.user_id,
+            status=result.status,
+            already_verified=result.already_verified,
+        )
+
+    async def resend_verification(self, *, registration_id: str) -> ResendResult:
+        """A new verification email with a new link, if the workflow's rules allow it now."""
+        handle = self._handle(registration_id)
+        try:
+            async with asyncio.timeout(self._settings.update_timeout.total_seconds()):
+                return cast(
+                    ResendResult,
+                    await handle.execute_update(
+                        RegistrationWorkflow.resend_verification,
+                        ResendRequest(registration_id=registration_id),
+                    ),
+                )
+        except WorkflowUpdateFailedError as err:
+            refusal = _resend_refusal(err)
+            if not isinstance(refusal, NotFound):
+                raise refusal from err
+            # The address's workflow now serves a newer registration: this one has ended.
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+            raise DependencyUnavailable("the resend could not be completed now") from err
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise DependencyUnavailable(f"Temporal: {err.message}") from err
+        # No running workflow of this registration: it is decided, or there is none.
+        record = await in_thread(self._repository.get_registration, registration_id=registration_id)
+        if record is None:
+            raise NotFound("no such registration")
+        if record.status is RegistrationStatus.ACTIVE:
+            raise FailedPrecondition("the address is already verified")
+        raise RegistrationExpired("this registration has expired; register again")
+
+    def _handle(
+        self, registration_id: str
+    ) -> WorkflowHandle[RegistrationWorkflow, RegistrationState]:
+        if not is_registration_id(registration_id):
+            raise InvalidArgument([FieldViolation("registration_id", "is not a registration id")])
+        return self._client.get_workflow_handle_for(
+            RegistrationWorkflow.run, workflow_id_for_registration(registration_id)
         )
 
     async def get(self, *, registration_id: str) -> RegistrationRecord:
-        if not is_registration_id(registration_id):
-            raise InvalidArgument([FieldViolation("registration_id", "is not a registration id")])
-        record = await self._db(self._repository.get_registration, registration_id=registration_id)
+        handle = self._handle(registration_id)
+        record = await in_thread(self._repository.get_registration, registration_id=registration_id)
         if record is not None:
             return record
         # Not persisted yet: the workflow has just started and knows its state already.
-        handle = self._client.get_workflow_handle(workflow_id_for_registration(registration_id))
-        try:
-            state = await handle.query(RegistrationWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
-        except RPCError as err:
-            if err.status is RPCStatusCode.NOT_FOUND:
-                raise NotFound("no such registration") from err
-            raise DependencyUnavailable(f"Temporal: {err.message}") from err
-        except WorkflowQueryFailedError as err:
-            raise DependencyUnavailable("the registration's state cannot be read now") from err
+        state = await query_state(handle, RegistrationWorkflow.state, what="registration")
         if state.registration_id != registration_id:
             raise NotFound("no such registration")
         return _record_from_state(state)
@@ -291,25 +370,40 @@ class RegistrationService:
         await asyncio.to_thread(self._repository.ping)
 
     async def _settled_verification(self, registration_id: str) -> Verified:
-        record = await self._db(self._repository.get_registration, registration_id=registration_id)
+        record = await in_thread(self._repository.get_registration, registration_id=registration_id)
         if record is not None and record.status is RegistrationStatus.ACTIVE:
             return _verified(record)
         if record is not None and record.status is RegistrationStatus.EXPIRED:
             raise RegistrationExpired("this registration has expired; register again")
         raise RegistrationExpired("this registration can no longer be verified; register again")
 
-    async def _db(self, call: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await asyncio.to_thread(call, *args, **kwargs)
-        except (OperationalError, InterfaceError, PoolTimeoutError) as err:
-            raise DependencyUnavailable("database unavailable") from err
+
+def _resend_refusal(err: WorkflowUpdateFailedError) -> Exception:
+    """The workflow's refusal of a resend as the error the client gets."""
+    cause = err.cause
+    if not isinstance(cause, ApplicationError):
+        return DependencyUnavailable(f"the resend failed: {cause}")
+    if cause.type == RESEND_COOLDOWN and cause.details:
+        retry_at = datetime.fromisoformat(str(cause.details[0]))
+        return TryLater(cause.message, reason="RESEND_COOLDOWN", retry_at=retry_at)
+    if cause.type == RESEND_LIMIT:
+        return TryLater(cause.message, reason="RESEND_LIMIT", retry_at=None)
+    if cause.type == ALREADY_VERIFIED:
+        return FailedPrecondition(cause.message)
+    if cause.type == EXPIRED:
+        return RegistrationExpired("this registration has expired; register again")
+    if cause.type == NOT_FOUND:
+        return NotFound("no such registration")
+    return DependencyUnavailable(f"the resend failed: {cause.message}")
 
 
 def _verified(record: RegistrationRecord) -> Verified:
+    """An account found ACTIVE already."""
     return Verified(
         registration_id=record.registration_id,
         user_id=str(record.user_id),
         status=record.status,
+        already_verified=True,
     )
 
 
@@ -322,16 +416,21 @@ def _record_from_state(state: RegistrationState) -> RegistrationRecord:
         created_at=state.created_at,
         verified_at=state.verified_at,
         expires_at=state.expires_at,
-        deliveries=[
-            DeliveryRecord(
-                delivery_id=d.delivery_id,
-                kind=d.kind,
-                status=d.status,
-                attempts=d.attempts,
-                last_error=d.last_error,
-                created_at=state.created_at,
-                sent_at=d.sent_at,
-            )
-            for d in state.deliveries
-        ],
+        deliveries=[delivery_from_state(d, state.created_at) for d in state.deliveries],
+        next_resend_allowed_at=state.next_resend_allowed_at,
+        resends_remaining=state.resends_remaining,
+    )
+
+
+def delivery_from_state(delivery: DeliveryState, owner_created_at: datetime) -> DeliveryRecord:
+    """A delivery as a workflow knows it, before the database does."""
+    return DeliveryRecord(
+        delivery_id=delivery.delivery_id,
+        kind=delivery.kind,
+        status=delivery.status,
+        attempts=delivery.attempts,
+        last_error=delivery.last_error,
+        created_at=delivery.created_at or owner_created_at,
+        sent_at=delivery.sent_at,
+        message_id=delivery.message_id,
     )

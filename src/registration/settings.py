@@ -7,9 +7,13 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
+import idna
+from jinja2 import Environment, TemplateSyntaxError
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -65,6 +69,26 @@ class Settings(BaseSettings):
     temporal_address: str = Field("127.0.0.1:7233", description="Temporal frontend host:port.")
     temporal_namespace: str = Field("default", description="Temporal namespace.")
     temporal_task_queue: str = Field("registration", description="Task queue of the worker.")
+    email_task_queue: str = Field(
+        "registration-email",
+        description="Task queue of the email sends, rate-limited by EMAIL_SENDS_PER_SECOND.",
+    )
+    email_sends_per_second: float = Field(
+        10.0,
+        gt=0,
+        description="Most email send attempts per second across all workers (Temporal "
+        "enforces it per task queue; give every worker the same value).",
+    )
+    notification_task_queue: str = Field(
+        "registration-notifications",
+        description="Task queue of the organizer notifications and their sends, apart from "
+        "registration so that a backlog there never slows it.",
+    )
+    notification_sends_per_second: float = Field(
+        10.0,
+        gt=0,
+        description="Most notification send attempts per second across all workers.",
+    )
     temporal_connect_timeout: Duration = Field(
         timedelta(seconds=30),
         description="How long server and worker keep retrying to reach Temporal at start.",
@@ -87,6 +111,12 @@ class Settings(BaseSettings):
     )
     grpc_shutdown_grace: Duration = Field(
         timedelta(seconds=10), description="How long in-flight calls may finish on shutdown."
+    )
+    update_timeout: Duration = Field(
+        timedelta(seconds=30),
+        description="How long VerifyEmail and ResendVerificationEmail wait for the workflow "
+        "to answer, whatever the client's deadline; past it they answer UNAVAILABLE (safe "
+        "to repeat).",
     )
 
     # Database
@@ -139,6 +169,35 @@ class Settings(BaseSettings):
         timedelta(hours=1),
         description="With PREVENT_ENUMERATION: at most one notice email per address this often.",
     )
+    resend_cooldown: Duration = Field(
+        timedelta(seconds=60),
+        description="ResendVerificationEmail: shortest time between two verification emails.",
+    )
+    resend_limit: int = Field(
+        5, ge=0, description="ResendVerificationEmail: most resends per registration."
+    )
+    verification_reminder: bool = Field(
+        True, description="Email a reminder while a registration is still unverified."
+    )
+    verification_reminder_at: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="When the reminder goes out, as a fraction of VERIFICATION_TIMEOUT.",
+    )
+    sign_in_max_failures: int = Field(
+        5,
+        ge=1,
+        description="Authenticate: this many failures for one address within SIGN_IN_LOCKOUT "
+        "lock its sign-in for SIGN_IN_LOCKOUT.",
+    )
+    sign_in_lockout: Duration = Field(
+        timedelta(minutes=15),
+        description="Authenticate: the window failures are counted in, and how long a lock lasts.",
+    )
+    password_reset_timeout: Duration = Field(
+        timedelta(hours=1), description="How long a password reset link works."
+    )
     password_min_length: int = Field(12, ge=8, description="Shortest password accepted.")
     password_max_length: int = Field(1024, ge=64, description="Longest password accepted.")
     argon2_time_cost: int = Field(
@@ -176,12 +235,45 @@ class Settings(BaseSettings):
     )
     smtp_from_name: str = Field("Durable Registration", description="Sender display name.")
     app_name: str = Field("Durable Registration", description="Product name used in emails.")
+    email_templates_dir: Path | None = Field(
+        None,
+        description="Folder of email templates (`<kind>.subject.txt`, `.txt`, `.html`) that "
+        "replaces the bundled one; read again on change, without a restart.",
+    )
+    web_address: str | None = Field(
+        None,
+        description="Where the web pages (verification and reset links, registration form) "
+        "listen; the host and port of PUBLIC_BASE_URL when unset.",
+    )
+    enrollment_subject: str = Field(
+        "New enrollment: {{ offering_name }}",
+        description="Subject of the organizer's enrollment email; a Jinja2 template with the "
+        "order's fields (offering_name, enrollee_name, organizer_name, order_id).",
+    )
+    enrollment_sender: str | None = Field(
+        None,
+        description="Sender of the enrollment email, `Name <address>` or an address; "
+        "SMTP_FROM_NAME and SMTP_FROM_EMAIL when unset.",
+    )
     public_base_url: str = Field(
         "http://127.0.0.1:8000", description="Base of the links in emails."
     )
 
+    worker_metrics_address: str = Field(
+        "127.0.0.1:9464",
+        description="Where the worker serves the Temporal SDK's Prometheus metrics "
+        "(`/metrics`); empty: none.",
+    )
+    server_metrics_address: str = Field(
+        "127.0.0.1:9465",
+        description="Where the gRPC server serves its Prometheus metrics (`/metrics`): "
+        "requests, status codes and latencies per method; empty: none.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of the server and the worker."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json`: one JSON object a line, for log collectors."
     )
 
     # Local SMTP sink (make run)
@@ -198,6 +290,43 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("smtp_from_email")
+    @classmethod
+    def _sendable_sender(cls, value: str) -> str:
+        _check_sender_address(value)
+        return value
+
+    @field_validator("enrollment_sender")
+    @classmethod
+    def _sendable_enrollment_sender(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_sender_address(parseaddr(value)[1])
+        return value
+
+    @field_validator("enrollment_subject")
+    @classmethod
+    def _enrollment_subject_parses(cls, value: str) -> str:
+        try:
+            Environment().parse(value)
+        except TemplateSyntaxError as err:
+            raise ValueError(f"not a valid Jinja2 template: {err.message}") from None
+        return value
+
+    def web_listen_address(self) -> str:
+        """WEB_ADDRESS, else the host:port that PUBLIC_BASE_URL names."""
+        if self.web_address:
+            return self.web_address
+        url = urlsplit(self.public_base_url)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        return f"{url.hostname or '127.0.0.1'}:{port}"
+
+    def enrollment_from(self) -> tuple[str, str]:
+        """(display name, address) of the enrollment email's sender."""
+        if self.enrollment_sender is None:
+            return self.smtp_from_name, self.smtp_from_email
+        name, address = parseaddr(self.enrollment_sender)
+        return name or self.smtp_from_name, address
 
     @field_validator("secret_key")
     @classmethod
@@ -249,6 +378,18 @@ class Settings(BaseSettings):
         if self.environment == "production" and not path.exists():
             raise RuntimeError(f"{path} does not exist, and production never generates secrets")
         return _read_or_create_secret_file(path, generate)
+
+
+def _check_sender_address(value: str) -> None:
+    # Checked at start: a sender no relay accepts would fail every email as if the
+    # recipients were at fault.
+    local, at, domain = value.rpartition("@")
+    if not (local and at and domain) or not local.isascii():
+        raise ValueError("must be an address with an ASCII mailbox name, like no-reply@x.org")
+    try:
+        idna.encode(domain, uts46=True)
+    except idna.IDNAError as err:
+        raise ValueError(f"the domain has no IDNA form: {err}") from None
 
 
 def _check_secret_key(key: str) -> str:

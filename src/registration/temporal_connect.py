@@ -8,6 +8,7 @@ import logging
 import time
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
 from registration.codec import encrypted_data_converter
@@ -16,7 +17,9 @@ from registration.settings import Settings
 log = logging.getLogger(__name__)
 
 
-async def connect_temporal(settings: Settings) -> Client:
+async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """A client with the encrypting data converter; `runtime` (of the process, made once)
+    exports the SDK's metrics."""
     deadline = time.monotonic() + settings.temporal_connect_timeout.total_seconds()
     delay = 0.2
     while True:
@@ -25,6 +28,7 @@ async def connect_temporal(settings: Settings) -> Client:
                 settings.temporal_address,
                 namespace=settings.temporal_namespace,
                 data_converter=encrypted_data_converter(settings.resolved_payload_keys()),
+                runtime=runtime,
             )
         except (RuntimeError, RPCError) as err:
             if time.monotonic() + delay > deadline:

@@ -1,7 +1,9 @@
-"""Input rules for RegisterUser: the email's syntax and normal form, the password policy."""
+"""Input rules: the email's syntax and normal form, the password policy, plain text fields."""
 
 from __future__ import annotations
 
+import dataclasses
+import unicodedata
 from functools import cache
 from importlib import resources
 
@@ -51,3 +53,22 @@ def common_passwords() -> frozenset[str]:
     """The bundled list (data/common-passwords.txt), case-folded; read once per process."""
     text = resources.files("registration").joinpath("data/common-passwords.txt").read_text()
     return frozenset(line for line in text.splitlines() if line)
+
+
+def text_violation(
+    field: str, value: str, *, max_length: int, required: bool = True
+) -> FieldViolation | None:
+    """A single line of text (a name, an order id): no control characters or line breaks,
+    which could forge lines in an email, and a bounded length."""
+    if not value.strip():
+        return FieldViolation(field, "is required") if required else None
+    if len(value) > max_length:
+        return FieldViolation(field, f"must be at most {max_length} characters")
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+        return FieldViolation(field, "must not contain control characters or line breaks")
+    return None
+
+
+def for_field(violation: FieldViolation | None, field: str) -> FieldViolation | None:
+    """The same rule's violation, named after the request's own field."""
+    return None if violation is None else dataclasses.replace(violation, field=field)

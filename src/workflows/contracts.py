@@ -8,8 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
-from registration.status import DeliveryStatus, EmailKind, RegistrationStatus
+from registration.status import (
+    DeliveryStatus,
+    EmailKind,
+    PasswordResetStatus,
+    RegistrationStatus,
+)
+
+
+class LinkPurpose(StrEnum):
+    """What the link in an email does; each has its own page and its own token domain."""
+
+    VERIFY_EMAIL = "verify"
+    RESET_PASSWORD = "reset"
 
 
 @dataclass
@@ -23,6 +36,12 @@ class EmailRetrySettings:
 
 
 @dataclass
+class ResendPolicy:
+    cooldown_seconds: float = 60.0
+    limit: int = 5
+
+
+@dataclass
 class RegistrationInput:
     registration_id: str
     user_id: str
@@ -32,8 +51,13 @@ class RegistrationInput:
     requested_at: datetime
     expires_at: datetime
     # Fixed when the registration starts, so that later configuration changes cannot alter
-    # the retry schedule of a running workflow.
+    # the retry schedule, the resend rules or the reminder of a running workflow.
     email_retry: EmailRetrySettings
+    resend: ResendPolicy = field(default_factory=ResendPolicy)
+    # When the reminder goes out if the address is still unverified; None: no reminder.
+    remind_at: datetime | None = None
+    # Email sends run on their own, rate-limited task queue; None: the workflow's own.
+    email_task_queue: str | None = None
 
 
 @dataclass
@@ -44,6 +68,8 @@ class DeliveryState:
     attempts: int = 0
     last_error: str | None = None
     sent_at: datetime | None = None
+    created_at: datetime | None = None
+    message_id: str | None = None
 
 
 @dataclass
@@ -58,6 +84,9 @@ class RegistrationState:
     expires_at: datetime
     verified_at: datetime | None = None
     deliveries: list[DeliveryState] = field(default_factory=list)
+    # Unset once no resend is left or the registration is decided.
+    next_resend_allowed_at: datetime | None = None
+    resends_remaining: int = 0
 
 
 @dataclass
@@ -71,6 +100,20 @@ class VerifyEmailResult:
     user_id: str
     status: RegistrationStatus
     verified_at: datetime | None
+    # True when this request found the address verified already (a second click).
+    already_verified: bool = False
+
+
+@dataclass
+class ResendRequest:
+    registration_id: str
+
+
+@dataclass
+class ResendResult:
+    registration_id: str
+    next_resend_allowed_at: datetime | None
+    resends_remaining: int
 
 
 @dataclass
@@ -80,6 +123,90 @@ class AttemptNoticeInput:
     email: str
     email_retry: EmailRetrySettings
     cooldown_seconds: float
+    email_task_queue: str | None = None
+
+
+@dataclass
+class PasswordResetInput:
+    reset_id: str
+    email: str
+    # The keyed hash of the address (the workflow ID's key): sign-in throttling is kept
+    # under it, and a completed reset lifts it.
+    email_key: str
+    requested_at: datetime
+    expires_at: datetime
+    email_retry: EmailRetrySettings
+    # A repeated request sends the link again, at most this often and this many times.
+    resend: ResendPolicy = field(default_factory=ResendPolicy)
+    email_task_queue: str | None = None
+
+
+@dataclass
+class PasswordResetState:
+    """What the `state` query answers and the password reset workflow returns."""
+
+    reset_id: str
+    status: PasswordResetStatus
+    expires_at: datetime
+    # The account's registration; None until looked up, and when there is no active account.
+    registration_id: str | None = None
+    used_at: datetime | None = None
+    deliveries: list[DeliveryState] = field(default_factory=list)
+
+
+@dataclass
+class ResetPasswordRequest:
+    """The update that uses a reset: the new password arrives hashed (argon2id, by the
+    server); the password itself never reaches Temporal."""
+
+    reset_id: str
+    password_hash: str
+
+
+@dataclass
+class AccountEmailInput:
+    """One email of an account (no link in it), sent by a workflow of its own."""
+
+    delivery_id: str
+    registration_id: str
+    kind: EmailKind
+    recipient: str
+    created_at: datetime
+    expires_at: datetime
+    email_retry: EmailRetrySettings
+    email_task_queue: str | None = None
+
+
+@dataclass
+class EnrollmentDetails:
+    """The order as the shop reported it; the template shows these fields."""
+
+    order_id: str
+    organizer_email: str
+    organizer_name: str
+    enrollee_name: str
+    offering_name: str
+    enrolled_at: datetime
+    enrollee_email: str | None = None
+
+
+@dataclass
+class EnrollmentNotificationInput:
+    notification_id: str
+    enrollment: EnrollmentDetails
+    requested_at: datetime
+    email_retry: EmailRetrySettings
+
+
+@dataclass
+class NotificationState:
+    """What the `state` query answers and the notification workflow returns."""
+
+    notification_id: str
+    order_id: str
+    recipient: str
+    created_at: datetime
+    delivery: DeliveryState
 
 
 # Activities -------------------------------------------------------------------------------
@@ -93,6 +220,22 @@ class CreatePendingUserInput:
     password_hash: str
     created_at: datetime
     expires_at: datetime
+    # The first verification email: its delivery record and its link's token are made
+    # with the user, so the link works from the start and GetRegistration shows it PENDING.
+    verification_delivery_id: str = ""
+    next_resend_allowed_at: datetime | None = None
+    resends_remaining: int = 0
+
+
+@dataclass
+class NewVerificationInput:
+    """A resend: a new verification delivery whose token replaces the previous one."""
+
+    registration_id: str
+    delivery_id: str
+    created_at: datetime
+    next_resend_allowed_at: datetime | None
+    resends_remaining: int
 
 
 @dataclass
@@ -102,12 +245,17 @@ class SendEmailInput:
     kind: EmailKind
     recipient: str
     expires_at: datetime
+    # The delivery whose token the email's link carries (verification, reminder, password
+    # reset); the send is refused once that token no longer works.
+    link_delivery_id: str | None = None
+    link_purpose: LinkPurpose = LinkPurpose.VERIFY_EMAIL
 
 
 @dataclass
 class SendEmailResult:
     attempts: int
     sent_at: datetime
+    message_id: str | None = None
 
 
 @dataclass
@@ -122,9 +270,16 @@ class SendNoticeInput:
 @dataclass
 class DeliveryFailedInput:
     delivery_id: str
-    registration_id: str
+    # The delivery belongs to a registration, or else to a notification.
+    registration_id: str | None
     kind: EmailKind
     error: str
+    notification_id: str | None = None
+
+
+@dataclass
+class DeliveryFailedResult:
+    attempts: int
 
 
 @dataclass
@@ -136,3 +291,48 @@ class ActivateUserInput:
 @dataclass
 class ExpireUserInput:
     registration_id: str
+
+
+@dataclass
+class OpenResetInput:
+    reset_id: str
+    email: str
+    delivery_id: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass
+class OpenResetResult:
+    # None: the address has no active account, and nothing is to be sent.
+    registration_id: str | None
+
+
+@dataclass
+class CompleteResetInput:
+    reset_id: str
+    password_hash: str
+    email_key: str
+    used_at: datetime
+
+
+@dataclass
+class ExpireResetInput:
+    reset_id: str
+
+
+@dataclass
+class RecordNotificationInput:
+    notification_id: str
+    kind: EmailKind
+    order_id: str
+    recipient: str
+    delivery_id: str
+    created_at: datetime
+
+
+@dataclass
+class SendNotificationInput:
+    delivery_id: str
+    notification_id: str
+    enrollment: EnrollmentDetails

@@ -7,57 +7,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
-from temporalio.workflow import ActivityCancellationType
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.registration import EMAIL_ALREADY_REGISTERED, RegistrationActivities
-    from registration.status import DeliveryStatus, EmailKind, RegistrationStatus
+    from activities.registration import RegistrationActivities
+    from registration.status import EmailKind, RegistrationStatus
     from workflows.contracts import (
         ActivateUserInput,
         CreatePendingUserInput,
-        DeliveryFailedInput,
-        DeliveryState,
-        EmailRetrySettings,
         ExpireUserInput,
+        LinkPurpose,
+        NewVerificationInput,
         RegistrationInput,
         RegistrationState,
-        SendEmailInput,
+        ResendRequest,
+        ResendResult,
         VerifyEmailRequest,
         VerifyEmailResult,
     )
+    from workflows.database_steps import database_step
+    from workflows.outbox import Outbox
+    from workflows.search_attributes import EMAIL_DELIVERY_STATUS, REGISTRATION_STATUS
 
-# Database writes are quick; a database that is down for a while is waited out, never given
-# up on, because a registration must not stop half-written.
-DATABASE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=[EMAIL_ALREADY_REGISTERED],
-)
-DATABASE_TIMEOUT = timedelta(seconds=30)
-# The email activity heartbeats every few seconds while it talks to the relay.
-SEND_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 EXPIRED_BEFORE_SENT = "registration expired before the email was sent"
 STOPPED_VERIFIED = "stopped: the address was verified before this email was confirmed sent"
+REPLACED_BY_RESEND = "stopped: a resend replaced this link before it was confirmed sent"
 
-
-def email_retry_policy(settings: EmailRetrySettings) -> RetryPolicy:
-    """Exponential backoff for email sends; the budget is enforced by schedule_to_close."""
-    return RetryPolicy(
-        initial_interval=timedelta(seconds=settings.initial_interval_seconds),
-        backoff_coefficient=settings.backoff_coefficient,
-        maximum_interval=timedelta(seconds=settings.maximum_interval_seconds),
-        maximum_attempts=0,
-    )
-
-
-def delivery_id(registration_id: str, kind: EmailKind) -> str:
-    return f"{registration_id}.{kind.value.lower()}.1"
+# Failure types of the verify and resend updates; the server maps each to a status code.
+EXPIRED = "Expired"
+NOT_FOUND = "NotFound"
+ALREADY_VERIFIED = "AlreadyVerified"
+RESEND_COOLDOWN = "ResendCooldown"
+RESEND_LIMIT = "ResendLimit"
 
 
 @workflow.defn
@@ -72,19 +56,39 @@ class RegistrationWorkflow:
             status=RegistrationStatus.PENDING_VERIFICATION,
             created_at=input.requested_at,
             expires_at=input.expires_at,
-            deliveries=[
-                DeliveryState(
-                    delivery_id(input.registration_id, EmailKind.VERIFICATION),
-                    EmailKind.VERIFICATION,
-                )
-            ],
+            resends_remaining=input.resend.limit,
+            next_resend_allowed_at=self._next_resend_at(input.requested_at, input.resend.limit),
         )
+        self._outbox = Outbox(
+            deliveries=self._state.deliveries,
+            id_prefix=input.registration_id,
+            recipient=input.email,
+            expires_at=input.expires_at,
+            retry=input.email_retry,
+            task_queue=input.email_task_queue,
+            link_purpose=LinkPurpose.VERIFY_EMAIL,
+            registration_id=input.registration_id,
+            on_change=self._publish,
+        )
+        # The verification delivery whose token is the one that works now.
+        self._link = self._outbox.add(EmailKind.VERIFICATION, input.requested_at)
+        # What the search attributes hold now: what the start request set, if it set them.
+        started = workflow.info().typed_search_attributes
+        status, email = started.get(REGISTRATION_STATUS), started.get(EMAIL_DELIVERY_STATUS)
+        self._published: tuple[str, str] | None = (
+            (status, email) if status is not None and email is not None else None
+        )
+        self._persisted = False
         self._verification_requested = False
         self._closing = False
+        # Resends, the reminder and the closing of the registration take turns: each of them
+        # stops or starts link emails, and none may see another halfway through.
+        self._turn = asyncio.Lock()
 
     @workflow.run
     async def run(self, input: RegistrationInput) -> RegistrationState:
-        await workflow.execute_activity_method(
+        self._publish()
+        await database_step(
             RegistrationActivities.create_pending_user,
             CreatePendingUserInput(
                 registration_id=input.registration_id,
@@ -93,11 +97,18 @@ class RegistrationWorkflow:
                 password_hash=input.password_hash,
                 created_at=input.requested_at,
                 expires_at=input.expires_at,
+                verification_delivery_id=self._link.delivery_id,
+                next_resend_allowed_at=self._state.next_resend_allowed_at,
+                resends_remaining=self._state.resends_remaining,
             ),
-            start_to_close_timeout=DATABASE_TIMEOUT,
-            retry_policy=DATABASE_RETRY,
         )
-        verification_email = asyncio.create_task(self._send(self._state.deliveries[0]))
+        self._persisted = True
+        self._outbox.start_link_send(self._link, link=self._link)
+        reminder = (
+            asyncio.create_task(self._remind_at(input.remind_at))
+            if input.remind_at is not None
+            else None
+        )
 
         remaining = max(0.0, (input.expires_at - workflow.now()).total_seconds())
         with contextlib.suppress(TimeoutError):
@@ -108,14 +119,21 @@ class RegistrationWorkflow:
         # deadline wins even when the timer fires in the same workflow task, and nothing is
         # accepted after the deadline (see _past_deadline).
         self._closing = True
-        await self._stop(verification_email)
+        if reminder is not None:
+            reminder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reminder
+        async with self._turn:
+            # Once the registration is decided, a verification link is of no more use.
+            await self._outbox.stop_link_sends(
+                STOPPED_VERIFIED if self._verification_requested else EXPIRED_BEFORE_SENT
+            )
+        self._state.next_resend_allowed_at = None
+        self._state.resends_remaining = 0
         if self._verification_requested:
             await self._activate()
-            welcome = DeliveryState(
-                delivery_id(input.registration_id, EmailKind.WELCOME), EmailKind.WELCOME
-            )
-            self._state.deliveries.append(welcome)
-            await self._send(welcome)
+            # Sent after activation: its failure can neither undo nor delay it.
+            await self._outbox.send(self._outbox.add(EmailKind.WELCOME, workflow.now()))
         else:
             await self._expire()
 
@@ -125,28 +143,67 @@ class RegistrationWorkflow:
     @workflow.update(name="verify_email")
     async def verify_email(self, request: VerifyEmailRequest) -> VerifyEmailResult:
         """Serves VerifyEmail: answers once the account is ACTIVE in the database."""
+        already = self._verification_requested
         self._verification_requested = True
         await workflow.wait_condition(
             lambda: self._state.status is not RegistrationStatus.PENDING_VERIFICATION
         )
         if self._state.status is not RegistrationStatus.ACTIVE:
-            raise ApplicationError("registration has expired", type="Expired")
+            raise ApplicationError("registration has expired", type=EXPIRED)
         return VerifyEmailResult(
             registration_id=self._state.registration_id,
             user_id=self._state.user_id,
             status=self._state.status,
             verified_at=self._state.verified_at,
+            already_verified=already,
         )
 
     @verify_email.validator
     def _validate_verify_email(self, request: VerifyEmailRequest) -> None:
         # Rejected updates leave no trace in history, so a late or misdirected click is cheap.
         if request.registration_id != self._state.registration_id:
-            raise ApplicationError("token belongs to another registration", type="NotFound")
+            raise ApplicationError("token belongs to another registration", type=NOT_FOUND)
         if self._state.status is RegistrationStatus.ACTIVE or self._verification_requested:
             return  # a repeated click: it gets the same answer as the first
         if self._closing or self._past_deadline():
-            raise ApplicationError("registration has expired", type="Expired")
+            raise ApplicationError("registration has expired", type=EXPIRED)
+
+    @workflow.update(name="resend_verification")
+    async def resend_verification(self, request: ResendRequest) -> ResendResult:
+        """Serves ResendVerificationEmail: a new email with a new link; the old link stops
+        working. The verification deadline stays where it is."""
+        await workflow.wait_condition(lambda: self._persisted)
+        async with self._turn:
+            # Checked again: another resend or the deadline may have come since validation.
+            self._check_resend_allowed(request)
+            now = workflow.now()
+            self._state.resends_remaining -= 1
+            self._state.next_resend_allowed_at = self._next_resend_at(
+                now, self._state.resends_remaining
+            )
+            await self._outbox.stop_link_sends(REPLACED_BY_RESEND)
+            self._link = self._outbox.add(EmailKind.VERIFICATION, now)
+            self._publish()
+            await database_step(
+                RegistrationActivities.start_new_verification,
+                NewVerificationInput(
+                    registration_id=self._input.registration_id,
+                    delivery_id=self._link.delivery_id,
+                    created_at=now,
+                    next_resend_allowed_at=self._state.next_resend_allowed_at,
+                    resends_remaining=self._state.resends_remaining,
+                ),
+            )
+            self._outbox.start_link_send(self._link, link=self._link)
+        return ResendResult(
+            registration_id=self._state.registration_id,
+            next_resend_allowed_at=self._state.next_resend_allowed_at,
+            resends_remaining=self._state.resends_remaining,
+        )
+
+    @resend_verification.validator
+    def _validate_resend(self, request: ResendRequest) -> None:
+        self._check_resend_allowed(request)
 
     @workflow.signal(name="verify")
     def verify(self) -> None:
@@ -156,94 +213,72 @@ class RegistrationWorkflow:
             return
         self._verification_requested = True
 
-    def _past_deadline(self) -> bool:
-        return workflow.now() >= self._input.expires_at
-
     @workflow.query(name="state")
     def state(self) -> RegistrationState:
         return self._state
 
+    def _publish(self) -> None:
+        """The search attributes follow the registration and its newest verification email
+        (states only, never personal data); upserted only when they change."""
+        published = (self._state.status.value, self._link.status.value)
+        if published == self._published:
+            return
+        self._published = published
+        workflow.upsert_search_attributes(
+            [
+                REGISTRATION_STATUS.value_set(published[0]),
+                EMAIL_DELIVERY_STATUS.value_set(published[1]),
+            ]
+        )
+
+    def _past_deadline(self) -> bool:
+        return workflow.now() >= self._input.expires_at
+
+    def _check_resend_allowed(self, request: ResendRequest) -> None:
+        state = self._state
+        if request.registration_id != state.registration_id:
+            raise ApplicationError("no such registration", type=NOT_FOUND)
+        if state.status is RegistrationStatus.ACTIVE or self._verification_requested:
+            raise ApplicationError("the address is already verified", type=ALREADY_VERIFIED)
+        if self._closing or self._past_deadline():
+            raise ApplicationError("registration has expired", type=EXPIRED)
+        allowed_at = state.next_resend_allowed_at
+        if state.resends_remaining <= 0 or allowed_at is None:
+            raise ApplicationError("no resend is left for this registration", type=RESEND_LIMIT)
+        if workflow.now() < allowed_at:
+            raise ApplicationError(
+                f"the next resend is allowed at {allowed_at.isoformat()}",
+                allowed_at.isoformat(),
+                type=RESEND_COOLDOWN,
+            )
+
+    def _next_resend_at(self, now: datetime, resends_remaining: int) -> datetime | None:
+        if resends_remaining <= 0:
+            return None
+        return now + timedelta(seconds=self._input.resend.cooldown_seconds)
+
+    async def _remind_at(self, at: datetime) -> None:
+        await workflow.sleep(max(timedelta(0), at - workflow.now()))
+        async with self._turn:
+            if self._closing or self._verification_requested:
+                return
+            reminder = self._outbox.add(EmailKind.REMINDER, workflow.now())
+            self._outbox.start_link_send(reminder, link=self._link)
+
     async def _activate(self) -> None:
         verified_at = workflow.now()
-        await workflow.execute_activity_method(
+        await database_step(
             RegistrationActivities.activate_user,
             ActivateUserInput(registration_id=self._input.registration_id, verified_at=verified_at),
-            start_to_close_timeout=DATABASE_TIMEOUT,
-            retry_policy=DATABASE_RETRY,
         )
         self._state.status = RegistrationStatus.ACTIVE
         self._state.verified_at = verified_at
-
-    async def _stop(self, verification_email: asyncio.Task[None]) -> None:
-        """End the verification email's retries: once the registration is decided, a
-        verification link is of no more use."""
-        if verification_email.done():
-            return
-        verification_email.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await verification_email
-        delivery = self._state.deliveries[0]
-        if delivery.status is DeliveryStatus.PENDING:
-            reason = STOPPED_VERIFIED if self._verification_requested else EXPIRED_BEFORE_SENT
-            await self._record_failure(delivery, reason)
+        self._publish()
 
     async def _expire(self) -> None:
-        await workflow.execute_activity_method(
+        await database_step(
             RegistrationActivities.expire_user,
             ExpireUserInput(registration_id=self._input.registration_id),
-            start_to_close_timeout=DATABASE_TIMEOUT,
-            retry_policy=DATABASE_RETRY,
         )
         self._state.status = RegistrationStatus.EXPIRED
-
-    async def _send(self, delivery: DeliveryState) -> None:
-        retry = self._input.email_retry
-        try:
-            result = await workflow.execute_activity_method(
-                RegistrationActivities.send_email,
-                SendEmailInput(
-                    delivery_id=delivery.delivery_id,
-                    registration_id=self._input.registration_id,
-                    kind=delivery.kind,
-                    recipient=self._input.email,
-                    expires_at=self._input.expires_at,
-                ),
-                start_to_close_timeout=timedelta(seconds=retry.attempt_timeout_seconds),
-                schedule_to_close_timeout=timedelta(seconds=retry.budget_seconds),
-                retry_policy=email_retry_policy(retry),
-                # The send heartbeats, so a cancellation reaches it mid-conversation, and the
-                # workflow goes on only once the attempt has really stopped.
-                heartbeat_timeout=SEND_HEARTBEAT_TIMEOUT,
-                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            )
-        except ActivityError as err:
-            if self._closing and delivery.kind is EmailKind.VERIFICATION:
-                return  # cancelled by _stop, which records why
-            await self._record_failure(delivery, _failure_reason(err))
-            return
-        delivery.status = DeliveryStatus.SENT
-        delivery.attempts = result.attempts
-        delivery.sent_at = result.sent_at
-
-    async def _record_failure(self, delivery: DeliveryState, reason: str) -> None:
-        delivery.status = DeliveryStatus.FAILED
-        delivery.last_error = reason
-        await workflow.execute_activity_method(
-            RegistrationActivities.record_delivery_failure,
-            DeliveryFailedInput(
-                delivery_id=delivery.delivery_id,
-                registration_id=self._input.registration_id,
-                kind=delivery.kind,
-                error=reason,
-            ),
-            start_to_close_timeout=DATABASE_TIMEOUT,
-            retry_policy=DATABASE_RETRY,
-        )
-
-
-def _failure_reason(err: ActivityError) -> str:
-    """The innermost failure: the SMTP reply of the last attempt, or the budget's timeout."""
-    reason: BaseException = err
-    while isinstance(reason, FailureError) and reason.cause is not None:
-        reason = reason.cause
-    return str(reason)
+        self._publish()

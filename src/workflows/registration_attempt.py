@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.registration import RegistrationActivities
     from registration.status import EmailKind
     from workflows.contracts import AttemptNoticeInput, SendNoticeInput
-    from workflows.registration import email_retry_policy
+    from workflows.email_sending import email_activity_options, send_once_rendered
 
 NOTICE_WORKFLOW_ID_PREFIX = "registration-notice-"
 
@@ -27,17 +27,20 @@ class RegistrationAttemptNoticeWorkflow:
     @workflow.run
     async def run(self, input: AttemptNoticeInput) -> None:
         info = workflow.info()
+        notice = SendNoticeInput(
+            notice_id=f"{info.workflow_id}.{info.run_id}",
+            kind=EmailKind.REGISTRATION_ATTEMPT,
+            recipient=input.email,
+        )
         try:
-            await workflow.execute_activity_method(
-                RegistrationActivities.send_notice,
-                SendNoticeInput(
-                    notice_id=f"{info.workflow_id}.{info.run_id}",
-                    kind=EmailKind.REGISTRATION_ATTEMPT,
-                    recipient=input.email,
+            await send_once_rendered(
+                lambda: workflow.execute_activity_method(
+                    RegistrationActivities.send_notice,
+                    notice,
+                    **email_activity_options(input.email_retry, input.email_task_queue),
                 ),
-                start_to_close_timeout=timedelta(seconds=input.email_retry.attempt_timeout_seconds),
-                schedule_to_close_timeout=timedelta(seconds=input.email_retry.budget_seconds),
-                retry_policy=email_retry_policy(input.email_retry),
+                input.email_retry,
+                lambda reason: None,  # logged by send_once_rendered; no record to keep it
             )
         except ActivityError as err:
             # A courtesy notice: giving up on it harms nobody's registration.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -14,11 +14,44 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from temporalio.client import Client
 
-from registration.db import EmailDelivery, User
+from registration.db import EmailDelivery, Notification, PasswordReset, User, build_engine
 from registration.devstack import DevStack
+from registration.migrate import upgrade
 from registration.settings import Settings
 from registration.smtp_sink import first_link
 from registration.temporal_connect import connect_temporal
+from tests.databases import create_postgres_database, drop_postgres_database, require_postgres
+
+
+@dataclass
+class Databases:
+    """Databases of one backend made for a stack and the worlds beside it, dropped at the end.
+    On PostgreSQL each is a new database of this run (see tests/databases.py)."""
+
+    backend: str
+    made: list[str] = field(default_factory=list)
+
+    def new(self, sqlite_path: Path) -> str:
+        """The URL of a new, empty database: the SQLite file at `sqlite_path`, or a new
+        PostgreSQL database."""
+        if self.backend == "sqlite":
+            return f"sqlite:///{sqlite_path}"
+        require_postgres()
+        url = create_postgres_database()
+        self.made.append(url)
+        return url
+
+    def new_migrated(self, sqlite_path: Path) -> str:
+        url = self.new(sqlite_path)
+        engine = build_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        return url
+
+    def drop_all(self) -> None:
+        for url in self.made:
+            drop_postgres_database(url)
+        self.made.clear()
 
 
 @dataclass
@@ -28,6 +61,11 @@ class Stack:
     mail_dir: Path
     engine: Engine
     grpc_address: str
+    databases: Databases
+
+    @property
+    def backend(self) -> str:
+        return self.databases.backend
 
     def messages_to(self, recipient: str) -> list[EmailMessage]:
         found = []
@@ -39,7 +77,7 @@ class Stack:
         return found
 
     async def wait_for_message(
-        self, recipient: str, *, count: int = 1, within: float = 30
+        self, recipient: str, *, count: int = 1, within: float = 60
     ) -> list[EmailMessage]:
         deadline = asyncio.get_running_loop().time() + within
         while True:
@@ -63,12 +101,13 @@ class Stack:
         """A client that decrypts payloads with the stack's keys."""
         return await connect_temporal(self.settings)
 
-    def row_counts(self) -> tuple[int, int]:
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table of what calls create (sign-in failure counts aside)."""
         with Session(self.engine) as session:
-            return (
-                len(session.exec(select(User)).all()),
-                len(session.exec(select(EmailDelivery)).all()),
-            )
+            return {
+                table.__name__: len(session.exec(select(table)).all())
+                for table in (User, EmailDelivery, PasswordReset, Notification)
+            }
 
 
 def token_of(message: EmailMessage) -> str:

@@ -11,7 +11,11 @@ from grpc_status import rpc_status
 
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
+from tests.databases import BACKENDS as DATABASE_BACKENDS
 from tests.integration.harness import Stack
+
+# The repository and end-to-end path runs on both databases.
+BACKENDS = DATABASE_BACKENDS
 
 PASSWORD = "correct horse battery staple"
 UNKNOWN_TOKEN = "a" * 52
@@ -53,6 +57,11 @@ CASES = [
     ("GetRegistration", pb.GetRegistrationRequest(registration_id="nope"),
      grpc.StatusCode.INVALID_ARGUMENT, ["registration_id"]),
     ("GetRegistration", pb.GetRegistrationRequest(registration_id=UNKNOWN_REGISTRATION),
+     grpc.StatusCode.NOT_FOUND, []),
+    ("ResendVerificationEmail", pb.ResendVerificationEmailRequest(registration_id=""),
+     grpc.StatusCode.INVALID_ARGUMENT, ["registration_id"]),
+    ("ResendVerificationEmail",
+     pb.ResendVerificationEmailRequest(registration_id=UNKNOWN_REGISTRATION),
      grpc.StatusCode.NOT_FOUND, []),
 ]  # fmt: skip
 

@@ -10,7 +10,11 @@ import grpc
 from registration.identifiers import workflow_id_for_registration
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
+from tests.databases import BACKENDS as DATABASE_BACKENDS
 from tests.integration.harness import Stack
+
+# The repository and end-to-end path runs on both databases.
+BACKENDS = DATABASE_BACKENDS
 
 CALLS = 20
 

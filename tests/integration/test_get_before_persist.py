@@ -13,9 +13,13 @@ from registration.passwords import build_password_hasher
 from registration.repository import RegistrationRepository
 from registration.service import RegistrationService
 from registration.status import DeliveryStatus, RegistrationStatus
+from tests.databases import BACKENDS as DATABASE_BACKENDS
 from tests.integration.harness import Stack
-from tests.workflows.test_registration_workflow import FakeActivities
+from tests.workflows.fakes import FakeActivities
 from workflows.registration import RegistrationWorkflow
+
+# The repository and end-to-end path runs on both databases.
+BACKENDS = DATABASE_BACKENDS
 
 
 async def test_unpersisted_registration_is_read_from_the_workflow(stack: Stack) -> None:

@@ -96,6 +96,9 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
         "SMTP_PORT": str(free_port()),
         "CODEC_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+        "WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+        "SERVER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{free_port()}",
     }
 
 
@@ -116,6 +119,11 @@ def test_launcher_runs_the_stack_and_ctrl_c_leaves_nothing_running(
                          stdin="correct horse battery staple\n")  # fmt: skip
         assert registered.returncode == 0, registered.stderr
         registration_id = registered.stdout.split()[1]
+        # Within the cooldown a resend is refused, and the CLI says until when.
+        too_early = cli(env["GRPC_ADDRESS"], "resend", registration_id)
+        assert too_early.returncode == 1
+        assert "RESOURCE_EXHAUSTED" in too_early.stderr
+        assert "RESEND_COOLDOWN: allowed again at 20" in too_early.stderr
 
         deadline = time.monotonic() + 30
         while "link=http" not in launcher.text():
@@ -157,7 +165,7 @@ def test_cli_help_and_an_unreachable_server(env: dict[str, str]) -> None:
     # Nothing listens on the configured port: the CLI says so plainly.
     help_text = cli(env["GRPC_ADDRESS"], "--help")
     assert help_text.returncode == 0
-    for command in ("register", "verify", "status"):
+    for command in ("register", "verify", "status", "resend"):
         assert command in help_text.stdout
     unreachable = cli(env["GRPC_ADDRESS"], "status", "x")
     assert unreachable.returncode == 1

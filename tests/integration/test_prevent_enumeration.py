@@ -21,7 +21,12 @@ async def test_taken_address_answers_like_a_new_one_and_tells_the_owner(stack: S
     address = f"hidden-{uuid.uuid4().hex[:8]}@example.com"
     hidden_address = f"127.0.0.1:{free_port()}"
     stack.devstack.start_server(
-        "server-hidden", {"GRPC_ADDRESS": hidden_address, "PREVENT_ENUMERATION": "true"}
+        "server-hidden",
+        {
+            "GRPC_ADDRESS": hidden_address,
+            "SERVER_METRICS_ADDRESS": "",
+            "PREVENT_ENUMERATION": "true",
+        },
     )
     try:
         async with grpc.aio.insecure_channel(hidden_address) as channel:

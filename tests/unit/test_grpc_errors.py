@@ -14,11 +14,13 @@ from registration import errors
 from registration.errors import (
     AlreadyExists,
     DependencyUnavailable,
+    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
     RegistrationError,
     RegistrationExpired,
+    TryLater,
 )
 from registration.grpc_api import STATUS_FOR_ERROR, error_status, registration_message
 from registration.repository import DeliveryRecord, RegistrationRecord
@@ -58,6 +60,7 @@ def test_invalid_argument_carries_one_bad_request_with_every_field_in_order() ->
         (NotFound("no such registration"), 5),
         (RegistrationExpired("expired"), 9),
         (DependencyUnavailable("database unavailable"), 14),
+        (FailedPrecondition("the address is already verified"), 9),
     ],
 )
 def test_other_errors_map_to_their_code_without_details(
@@ -67,6 +70,31 @@ def test_other_errors_map_to_their_code_without_details(
     assert status.code == code
     assert status.message == str(error)
     assert len(status.details) == 0
+
+
+def test_a_cooldown_says_when_to_try_again() -> None:
+    retry_at = datetime.now(UTC) + timedelta(seconds=40)
+    status = error_status(TryLater("too early", reason="RESEND_COOLDOWN", retry_at=retry_at))
+
+    assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    assert status.message == "too early"
+    retry = error_details_pb2.RetryInfo()
+    info = error_details_pb2.ErrorInfo()
+    assert [d.Unpack(retry) or d.Unpack(info) for d in status.details] == [True, True]
+    assert 30 < retry.retry_delay.ToTimedelta().total_seconds() <= 40
+    assert info.reason == "RESEND_COOLDOWN"
+    assert datetime.fromisoformat(info.metadata["retry_at"]) == retry_at
+
+
+def test_a_spent_limit_has_no_retry_time() -> None:
+    status = error_status(TryLater("none left", reason="RESEND_LIMIT", retry_at=None))
+
+    assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    assert len(status.details) == 1
+    info = error_details_pb2.ErrorInfo()
+    assert status.details[0].Unpack(info)
+    assert info.reason == "RESEND_LIMIT"
+    assert "retry_at" not in info.metadata
 
 
 def test_status_codes_agree_with_grpc() -> None:
@@ -105,6 +133,9 @@ def _record(
         verified_at=verified_at,
         expires_at=T0 + timedelta(hours=24),
         deliveries=deliveries,
+        # Kept as the workflow left them; only a pending registration shows them.
+        next_resend_allowed_at=T0 + timedelta(minutes=1),
+        resends_remaining=4,
     )
 
 
@@ -121,6 +152,7 @@ def test_registration_message_of_a_pending_registration() -> None:
                     last_error=None,
                     created_at=T0,
                     sent_at=None,
+                    message_id="<d1@example.org>",
                 )
             ],
         )
@@ -138,6 +170,10 @@ def test_registration_message_of_a_pending_registration() -> None:
     assert delivery.attempts == 2
     assert delivery.last_error == ""
     assert not delivery.HasField("sent_at")
+    assert delivery.created_at.ToDatetime(tzinfo=UTC) == T0
+    assert delivery.message_id == "<d1@example.org>"
+    assert message.next_resend_allowed_at.ToDatetime(tzinfo=UTC) == T0 + timedelta(minutes=1)
+    assert message.resends_remaining == 4
 
 
 def test_registration_message_of_an_active_registration() -> None:
@@ -169,6 +205,8 @@ def test_registration_message_of_an_active_registration() -> None:
     )
     assert message.status == pb.REGISTRATION_STATUS_ACTIVE
     assert message.verified_at.ToDatetime(tzinfo=UTC) == verified_at
+    assert not message.HasField("next_resend_allowed_at")
+    assert message.resends_remaining == 0
     assert [(d.kind, d.status) for d in message.deliveries] == [
         (pb.EMAIL_KIND_VERIFICATION, pb.DELIVERY_STATUS_SENT),
         (pb.EMAIL_KIND_WELCOME, pb.DELIVERY_STATUS_FAILED),

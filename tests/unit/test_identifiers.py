@@ -11,11 +11,17 @@ from registration.identifiers import (
     derive_token,
     email_key,
     hash_token,
+    is_notification_id,
     is_registration_id,
     is_token,
     new_registration_id,
+    new_reset_id,
+    notification_id_for_order,
+    password_reset_workflow_id,
     workflow_id_for_email_key,
+    workflow_id_for_notification,
     workflow_id_for_registration,
+    workflow_id_for_reset,
 )
 
 KEY = b"unit-test-secret-key"
@@ -131,3 +137,34 @@ def test_token_hash_is_sha256_hex_and_not_the_token() -> None:
     assert digest != token
     assert digest == hash_token(token)
     assert digest != hash_token(derive_token(KEY, "reg.verification.2"))
+
+
+def test_a_token_for_one_purpose_is_never_the_token_for_another() -> None:
+
+    key = b"k" * 32
+    verify = derive_token(key, "d.1")
+    reset = derive_token(key, "d.1", purpose="reset")
+    assert verify != reset
+    assert verify == derive_token(key, "d.1", purpose="verify")
+    assert is_token(verify) and is_token(reset)
+
+
+def test_every_delivery_of_one_order_gets_one_notification_id() -> None:
+
+    first = notification_id_for_order("order-1042")
+    assert first == notification_id_for_order("order-1042")
+    assert first != notification_id_for_order("order-1043")
+    assert is_notification_id(first)
+    assert not is_notification_id(first + "\n")
+    assert workflow_id_for_notification(first) == f"enrollment-{first}"
+
+
+def test_a_reset_id_leads_to_the_reset_workflow_of_its_address() -> None:
+
+    key = email_key(b"k" * 32, "ann@example.org")
+    reset_id = new_reset_id(key)
+    assert reset_id != new_reset_id(key)
+    assert workflow_id_for_reset(reset_id) == password_reset_workflow_id(key)
+    assert password_reset_workflow_id(key) == f"password-reset-{key}"
+    with pytest.raises(ValueError):
+        workflow_id_for_reset("nonsense")

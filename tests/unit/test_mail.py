@@ -6,28 +6,34 @@ import asyncio
 import email
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import default
+from importlib.resources import files
 from pathlib import Path
 
-import jinja2
 import pytest
 from aiosmtpd.smtp import SMTP
 
 from registration.mail import (
     OutgoingEmail,
     SmtpMailSender,
+    TemplateProblem,
     TemplateRenderer,
     message_id_for,
 )
 from registration.settings import Settings
 from registration.smtp_sink import MaildirHandler, first_link, summary_line
 from registration.status import EmailKind
-
-LINK = "http://127.0.0.1:8000/verify?token=" + "a" * 52
-EXPIRES_AT = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
-RECIPIENT = "ann@example.org"
+from tests.email_samples import (
+    ENROLLMENT,
+    EXPIRES_AT,
+    LINK,
+    LINKS,
+    RECIPIENT,
+    SUBJECT_SETTINGS,
+    render_sample,
+)
 
 
 def _verification(renderer: TemplateRenderer, recipient: str = RECIPIENT) -> OutgoingEmail:
@@ -75,10 +81,13 @@ def test_text_part_and_subject_are_not_html_escaped() -> None:
 
 
 def test_verification_without_link_is_an_error_not_an_empty_href() -> None:
-    with pytest.raises(jinja2.UndefinedError):
+    with pytest.raises(TemplateProblem, match="'link' is undefined") as problem:
         TemplateRenderer(app_name="Acme").render(
             EmailKind.VERIFICATION, recipient=RECIPIENT, message_id="<m@x>", expires_at=EXPIRES_AT
         )
+    # The subject has no link; the plain-text part is the first to need it.
+    assert problem.value.template == "verification.txt"
+    assert str(problem.value).startswith("email template 'verification.txt': UndefinedError")
 
 
 def test_welcome_email_renders_without_a_link() -> None:
@@ -90,6 +99,98 @@ def test_welcome_email_renders_without_a_link() -> None:
     assert "http" not in rendered.text
     assert "href" not in rendered.html
     assert RECIPIENT in rendered.html
+
+
+APP = "Acme Accounts"
+# Distinct from APP, and neither contains the other: each is looked for on its own.
+SENDER = "Mia from Support"
+KINDS_WITH_LINK = set(LINKS)
+
+
+def _render_kind(
+    renderer: TemplateRenderer,
+    kind: EmailKind,
+    *,
+    recipient: str = RECIPIENT,
+    message_id: str = "<m@example.org>",
+) -> OutgoingEmail:
+    return render_sample(renderer, kind, recipient=recipient, message_id=message_id)
+
+
+def test_every_kind_has_its_three_bundled_templates() -> None:
+    bundled = Path(str(files("registration") / "templates"))
+    names = {path.name for path in bundled.iterdir() if not path.name.startswith(".")}
+    expected = {"_layout.html"} | {
+        f"{kind.lower()}{suffix}"
+        for kind in EmailKind
+        for suffix in (".subject.txt", ".txt", ".html")
+        if not (suffix == ".subject.txt" and kind in SUBJECT_SETTINGS)
+    }
+    assert names >= expected
+
+
+@pytest.mark.parametrize("kind", list(EmailKind))
+def test_every_kind_renders_a_subject_a_text_and_an_html_part(kind: EmailKind) -> None:
+    rendered = _render_kind(TemplateRenderer(app_name=APP, sender_name=SENDER), kind)
+
+    assert rendered.subject == rendered.subject.strip()
+    assert len(rendered.subject.splitlines()) == 1
+    if kind is EmailKind.ENROLLMENT:
+        assert rendered.subject == f"New enrollment: {ENROLLMENT.offering_name}"
+    else:
+        assert APP in rendered.subject
+    assert rendered.recipient == RECIPIENT
+    assert rendered.message_id == "<m@example.org>"
+
+    assert rendered.text.strip()
+    assert "<" not in rendered.text  # plain text, not markup
+    assert rendered.html.lstrip().lower().startswith("<!doctype html>")
+    assert f"<title>{rendered.subject}</title>" in rendered.html
+    for part in (rendered.text, rendered.html):
+        assert APP in part
+        assert SENDER in part
+
+    if kind in KINDS_WITH_LINK:
+        assert LINKS[kind] in rendered.text
+        assert f'href="{LINKS[kind]}"' in rendered.html
+        assert "2030-01-02 03:04 UTC" in rendered.text
+        assert "2030-01-02 03:04 UTC" in rendered.html
+    else:
+        assert "http" not in rendered.text
+        assert "href" not in rendered.html
+        assert "2030" not in rendered.text
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS_WITH_LINK))
+def test_kinds_with_a_link_refuse_to_render_without_one(kind: EmailKind) -> None:
+    with pytest.raises(TemplateProblem, match="'link' is undefined"):
+        TemplateRenderer(app_name=APP).render(
+            kind, recipient=RECIPIENT, message_id="<m@x>", expires_at=EXPIRES_AT
+        )
+
+
+@pytest.mark.parametrize("kind", list(EmailKind))
+def test_every_html_part_escapes_app_and_sender_name(kind: EmailKind) -> None:
+    renderer = TemplateRenderer(app_name="A <b> & Co", sender_name="Mia <support> & Co")
+    rendered = _render_kind(renderer, kind)
+
+    assert "A &lt;b&gt; &amp; Co" in rendered.html
+    assert "Mia &lt;support&gt; &amp; Co" in rendered.html
+    assert "<b>" not in rendered.html
+    assert "<support>" not in rendered.html
+    # Subject and plain text are not HTML: nothing is escaped there.
+    if kind not in SUBJECT_SETTINGS:
+        assert "A <b> & Co" in rendered.subject
+    assert "A <b> & Co" in rendered.text
+    assert "Mia <support> & Co" in rendered.text
+    assert "&amp;" not in rendered.text
+
+
+@pytest.mark.parametrize("kind", list(EmailKind))
+def test_sender_name_falls_back_to_the_app_name(kind: EmailKind) -> None:
+    default = _render_kind(TemplateRenderer(app_name=APP), kind)
+    assert default == _render_kind(TemplateRenderer(app_name=APP, sender_name=APP), kind)
+    assert SENDER not in default.text
 
 
 # Message-ID --------------------------------------------------------------------------------
@@ -142,6 +243,36 @@ def test_build_message_has_headers_and_two_alternatives() -> None:
     assert message["Date"].datetime == EXPIRES_AT
     assert message.get_content_type() == "multipart/alternative"
     assert _parts(message) == {"text/plain": outgoing.text, "text/html": outgoing.html}
+
+
+@pytest.mark.usefixtures("clean_environment")
+@pytest.mark.parametrize("kind", list(EmailKind))
+def test_built_message_has_the_sender_display_name_and_the_message_id(kind: EmailKind) -> None:
+    # A display name that must be quoted in the header (the comma).
+    settings = Settings(
+        _env_file=None,
+        app_name=APP,
+        smtp_from_name="Acme, Support Team",
+        smtp_from_email="no-reply@mail.example.org",
+    )
+    renderer = TemplateRenderer(app_name=settings.app_name, sender_name=settings.smtp_from_name)
+    message_id = message_id_for(f"reg.{kind.lower()}.1", settings.smtp_from_email)
+    outgoing = _render_kind(renderer, kind, message_id=message_id)
+
+    message = SmtpMailSender(settings).build_message(outgoing, date=EXPIRES_AT)
+    # As a relay receives it, bytes parsed back.
+    received = email.message_from_bytes(message.as_bytes(), policy=default)
+
+    for m in (message, received):
+        assert m["From"] == '"Acme, Support Team" <no-reply@mail.example.org>'
+        [sender] = m["From"].addresses
+        assert sender.display_name == "Acme, Support Team"
+        assert sender.addr_spec == "no-reply@mail.example.org"
+        assert m["Message-ID"] == f"<reg.{kind.lower()}.1@mail.example.org>"
+        assert m["Subject"] == outgoing.subject
+        parts = _parts(m)
+        assert "Acme, Support Team" in parts["text/plain"]
+        assert "Acme, Support Team" in parts["text/html"]
 
 
 # Delivery to a real SMTP sink --------------------------------------------------------------

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from registration.codec import PayloadKeys
+from registration.db import build_engine
+from registration.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,12 +34,16 @@ def test_server_and_worker_refuse_to_start_without_production_secrets(tmp_path: 
 
 
 def test_with_its_secrets_production_gets_past_the_check(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path}/db.sqlite"
+    engine = build_engine(database_url)
+    upgrade(engine)
+    engine.dispose()
     given = start(
         "server.py",
         tmp_path,
         SECRET_KEY="s" * 40,
         PAYLOAD_KEYS=PayloadKeys.generate_entry("prod-1"),
-        DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite",
+        DATABASE_URL=database_url,
     )
     # It goes on to reach Temporal, which does not listen on port 9.
     assert "ENVIRONMENT=production" not in given.stderr

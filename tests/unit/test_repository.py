@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session, select
 
-from registration.db import EmailDelivery, User, build_engine, create_schema
-from registration.repository import CreateOutcome, RegistrationRepository
+from registration.db import EmailDelivery, User
+from registration.repository import (
+    CreateOutcome,
+    DeliveryOwner,
+    DeliveryRecord,
+    NewVerification,
+    RegistrationRepository,
+)
 from registration.status import DeliveryStatus, EmailKind, RegistrationStatus
 
 EMAIL = "ann@example.org"
 T0 = datetime(2030, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = build_engine(f"sqlite:///{tmp_path}/db.sqlite")
-    create_schema(engine)
-    yield engine
-    engine.dispose()
+FIRST = "reg-1.verification.1"
+SECOND = "reg-1.verification.2"
 
 
 @pytest.fixture
@@ -40,6 +38,7 @@ def _create(
     email: str = EMAIL,
     user_id: uuid.UUID | None = None,
     created_at: datetime = T0,
+    verification: NewVerification | None = None,
 ) -> CreateOutcome:
     return repo.create_pending_user(
         user_id=user_id or uuid.uuid5(uuid.NAMESPACE_URL, registration_id),
@@ -48,6 +47,22 @@ def _create(
         password_hash="$argon2id$fake-hash",
         created_at=created_at,
         expires_at=created_at + timedelta(hours=24),
+        verification=verification,
+    )
+
+
+def _verification(
+    delivery_id: str = FIRST,
+    token_hash: str = "a" * 64,
+    *,
+    next_resend_at: datetime | None = T0 + timedelta(minutes=1),
+    resends_remaining: int = 5,
+) -> NewVerification:
+    return NewVerification(
+        delivery_id=delivery_id,
+        token_hash=token_hash,
+        next_resend_at=next_resend_at,
+        resends_remaining=resends_remaining,
     )
 
 
@@ -61,17 +76,53 @@ def _user_count(engine: Engine) -> int:
         return len(session.exec(select(User)).all())
 
 
-def _attempt(
-    repo: RegistrationRepository, attempt: int, delivery_id: str = "reg-1.verification.1"
-) -> DeliveryStatus:
-    record = repo.record_delivery_attempt(
+def _open(
+    repo: RegistrationRepository,
+    delivery_id: str = FIRST,
+    *,
+    registration_id: str = "reg-1",
+    kind: EmailKind = EmailKind.VERIFICATION,
+    now: datetime = T0,
+) -> DeliveryRecord:
+    return repo.open_delivery(
         delivery_id=delivery_id,
-        registration_id="reg-1",
-        kind=EmailKind.VERIFICATION,
-        attempt=attempt,
-        now=T0 + timedelta(seconds=attempt),
+        owner=DeliveryOwner(registration_id=registration_id),
+        kind=kind,
+        now=now,
     )
-    return record.status
+
+
+def _attempt(
+    repo: RegistrationRepository,
+    delivery_id: str = FIRST,
+    *,
+    message_id: str = "<reg-1.verification.1@acme.test>",
+    now: datetime = T0,
+) -> DeliveryRecord:
+    return repo.count_attempt(delivery_id=delivery_id, message_id=message_id, now=now)
+
+
+def _fail(
+    repo: RegistrationRepository,
+    error: str,
+    delivery_id: str = FIRST,
+    *,
+    kind: EmailKind = EmailKind.VERIFICATION,
+    now: datetime = T0,
+) -> DeliveryRecord:
+    return repo.mark_delivery_failed(
+        delivery_id=delivery_id,
+        owner=DeliveryOwner(registration_id="reg-1"),
+        kind=kind,
+        error=error,
+        now=now,
+    )
+
+
+def _delivery(repo: RegistrationRepository, delivery_id: str = FIRST) -> DeliveryRecord:
+    delivery = repo.get_delivery(delivery_id=delivery_id)
+    assert delivery is not None
+    return delivery
 
 
 # Pending users -----------------------------------------------------------------------------
@@ -87,15 +138,56 @@ def test_create_pending_user_stores_a_pending_registration(
     assert record.status is RegistrationStatus.PENDING_VERIFICATION
     assert record.verified_at is None
     assert record.deliveries == []
+    assert record.next_resend_allowed_at is None
+    assert record.resends_remaining == 0
     user = _user(engine, "reg-1")
     assert user.email_claim == EMAIL
     assert user.password_hash == "$argon2id$fake-hash"
+    assert user.verification_token_hash is None
+
+
+def test_create_pending_user_with_a_verification_makes_its_delivery_and_link(
+    repo: RegistrationRepository, engine: Engine
+) -> None:
+    assert _create(repo, verification=_verification()) is CreateOutcome.CREATED
+
+    record = repo.get_registration(registration_id="reg-1")
+    assert record is not None
+    assert record.next_resend_allowed_at == T0 + timedelta(minutes=1)
+    assert record.resends_remaining == 5
+    [delivery] = record.deliveries
+    assert delivery.delivery_id == FIRST
+    assert delivery.kind is EmailKind.VERIFICATION
+    assert delivery.status is DeliveryStatus.PENDING
+    assert delivery.attempts == 0
+    assert delivery.message_id is None
+    assert delivery.last_error is None
+    assert delivery.sent_at is None
+    assert delivery.created_at == T0
+    assert _user(engine, "reg-1").verification_token_hash == "a" * 64
+    found = repo.find_by_token_hash(token_hash="a" * 64)
+    assert found is not None
+    assert found.registration_id == "reg-1"
+    assert repo.link_is_live(registration_id="reg-1", token_hash="a" * 64)
 
 
 def test_create_pending_user_is_idempotent(repo: RegistrationRepository, engine: Engine) -> None:
     assert _create(repo) is CreateOutcome.CREATED
     assert _create(repo) is CreateOutcome.CREATED
     assert _user_count(engine) == 1
+
+
+def test_create_pending_user_with_a_verification_is_idempotent(
+    repo: RegistrationRepository, engine: Engine
+) -> None:
+    assert _create(repo, verification=_verification()) is CreateOutcome.CREATED
+    _attempt(repo)
+    assert _create(repo, verification=_verification()) is CreateOutcome.CREATED
+    assert _user_count(engine) == 1
+    record = repo.get_registration(registration_id="reg-1")
+    assert record is not None
+    assert [(d.delivery_id, d.attempts) for d in record.deliveries] == [(FIRST, 1)]
+    assert _user(engine, "reg-1").verification_token_hash == "a" * 64
 
 
 def test_second_registration_for_a_pending_email_is_refused(
@@ -105,6 +197,20 @@ def test_second_registration_for_a_pending_email_is_refused(
     assert _create(repo, "reg-2") is CreateOutcome.EMAIL_TAKEN
     assert _user_count(engine) == 1
     assert repo.get_registration(registration_id="reg-2") is None
+
+
+def test_a_refused_registration_leaves_no_delivery_and_no_link(
+    repo: RegistrationRepository, engine: Engine
+) -> None:
+    """The first delivery is written with the user or not at all."""
+    assert _create(repo, "reg-1", verification=_verification()) is CreateOutcome.CREATED
+    refused = _create(repo, "reg-2", verification=_verification("reg-2.verification.1", "b" * 64))
+    assert refused is CreateOutcome.EMAIL_TAKEN
+    assert _user_count(engine) == 1
+    assert repo.get_delivery(delivery_id="reg-2.verification.1") is None
+    assert repo.find_by_token_hash(token_hash="b" * 64) is None
+    with Session(engine) as session:
+        assert len(session.exec(select(EmailDelivery)).all()) == 1
 
 
 def test_second_registration_for_an_active_email_is_refused(
@@ -142,8 +248,7 @@ def test_unknown_registration_is_none(repo: RegistrationRepository) -> None:
 def test_expire_erases_password_and_claim_but_keeps_token_hash(
     repo: RegistrationRepository, engine: Engine
 ) -> None:
-    _create(repo)
-    repo.set_verification_token_hash(registration_id="reg-1", token_hash="f" * 64, now=T0)
+    _create(repo, verification=_verification(token_hash="f" * 64))
     later = T0 + timedelta(days=1)
 
     repo.expire(registration_id="reg-1", now=later)
@@ -158,8 +263,7 @@ def test_expire_erases_password_and_claim_but_keeps_token_hash(
 
 
 def test_expired_registration_is_still_found_by_its_token(repo: RegistrationRepository) -> None:
-    _create(repo)
-    repo.set_verification_token_hash(registration_id="reg-1", token_hash="f" * 64, now=T0)
+    _create(repo, verification=_verification(token_hash="f" * 64))
     repo.expire(registration_id="reg-1", now=T0)
     record = repo.find_by_token_hash(token_hash="f" * 64)
     assert record is not None
@@ -221,44 +325,247 @@ def test_activate_after_expiry_is_refused(repo: RegistrationRepository) -> None:
     assert record.status is RegistrationStatus.EXPIRED
 
 
+# Resends and live links --------------------------------------------------------------------
+
+
+def _resend(
+    repo: RegistrationRepository,
+    delivery_id: str = SECOND,
+    token_hash: str = "b" * 64,
+    *,
+    now: datetime = T0 + timedelta(minutes=2),
+    resends_remaining: int = 4,
+) -> None:
+    repo.start_new_verification(
+        registration_id="reg-1",
+        verification=_verification(
+            delivery_id,
+            token_hash,
+            next_resend_at=now + timedelta(minutes=1),
+            resends_remaining=resends_remaining,
+        ),
+        now=now,
+    )
+
+
+def test_start_new_verification_replaces_the_link(
+    repo: RegistrationRepository, engine: Engine
+) -> None:
+    _create(repo, verification=_verification())
+    later = T0 + timedelta(minutes=2)
+
+    _resend(repo, now=later)
+
+    assert repo.find_by_token_hash(token_hash="a" * 64) is None
+    found = repo.find_by_token_hash(token_hash="b" * 64)
+    assert found is not None
+    assert found.registration_id == "reg-1"
+    assert found.status is RegistrationStatus.PENDING_VERIFICATION
+    assert found.next_resend_allowed_at == later + timedelta(minutes=1)
+    assert found.resends_remaining == 4
+    assert [(d.delivery_id, d.kind, d.status, d.attempts) for d in found.deliveries] == [
+        (FIRST, EmailKind.VERIFICATION, DeliveryStatus.PENDING, 0),
+        (SECOND, EmailKind.VERIFICATION, DeliveryStatus.PENDING, 0),
+    ]
+    assert found.deliveries[1].created_at == later
+    assert _user(engine, "reg-1").updated_at == later
+
+
+def test_start_new_verification_is_idempotent(repo: RegistrationRepository, engine: Engine) -> None:
+    _create(repo, verification=_verification())
+    _resend(repo)
+    _attempt(repo, SECOND, message_id="<second@acme.test>")
+    _resend(repo)
+
+    record = repo.find_by_token_hash(token_hash="b" * 64)
+    assert record is not None
+    assert record.resends_remaining == 4
+    assert [(d.delivery_id, d.attempts) for d in record.deliveries] == [(FIRST, 0), (SECOND, 1)]
+    with Session(engine) as session:
+        assert len(session.exec(select(EmailDelivery)).all()) == 2
+
+
+def test_a_resend_without_resends_left_clears_the_next_resend_time(
+    repo: RegistrationRepository,
+) -> None:
+    _create(repo, verification=_verification())
+    repo.start_new_verification(
+        registration_id="reg-1",
+        verification=_verification(SECOND, "b" * 64, next_resend_at=None, resends_remaining=0),
+        now=T0 + timedelta(minutes=2),
+    )
+    record = repo.get_registration(registration_id="reg-1")
+    assert record is not None
+    assert record.next_resend_allowed_at is None
+    assert record.resends_remaining == 0
+
+
+def test_start_new_verification_of_an_active_registration_is_refused(
+    repo: RegistrationRepository,
+) -> None:
+    _create(repo, verification=_verification())
+    repo.activate(registration_id="reg-1", verified_at=T0)
+    with pytest.raises(ValueError, match="ACTIVE"):
+        _resend(repo)
+    assert repo.get_delivery(delivery_id=SECOND) is None
+    assert repo.find_by_token_hash(token_hash="a" * 64) is not None
+    assert repo.find_by_token_hash(token_hash="b" * 64) is None
+
+
+def test_start_new_verification_of_an_expired_registration_is_refused(
+    repo: RegistrationRepository,
+) -> None:
+    _create(repo, verification=_verification())
+    repo.expire(registration_id="reg-1", now=T0)
+    with pytest.raises(ValueError, match="EXPIRED"):
+        _resend(repo)
+    assert repo.get_delivery(delivery_id=SECOND) is None
+    assert repo.find_by_token_hash(token_hash="b" * 64) is None
+
+
+def test_start_new_verification_of_an_unknown_registration_raises_lookup_error(
+    repo: RegistrationRepository,
+) -> None:
+    with pytest.raises(LookupError):
+        _resend(repo)
+
+
+def test_the_link_is_live_while_pending_and_current(repo: RegistrationRepository) -> None:
+    _create(repo, verification=_verification())
+    assert repo.link_is_live(registration_id="reg-1", token_hash="a" * 64)
+    assert not repo.link_is_live(registration_id="reg-1", token_hash="b" * 64)
+    assert not repo.link_is_live(registration_id="other", token_hash="a" * 64)
+
+
+def test_a_registration_without_a_link_has_no_live_link(repo: RegistrationRepository) -> None:
+    _create(repo)
+    assert not repo.link_is_live(registration_id="reg-1", token_hash="a" * 64)
+
+
+def test_a_resend_kills_the_old_link_and_makes_the_new_one_live(
+    repo: RegistrationRepository,
+) -> None:
+    _create(repo, verification=_verification())
+    _resend(repo)
+    assert not repo.link_is_live(registration_id="reg-1", token_hash="a" * 64)
+    assert repo.link_is_live(registration_id="reg-1", token_hash="b" * 64)
+
+
+def test_no_link_is_live_after_activation(repo: RegistrationRepository) -> None:
+    _create(repo, verification=_verification())
+    repo.activate(registration_id="reg-1", verified_at=T0)
+    assert not repo.link_is_live(registration_id="reg-1", token_hash="a" * 64)
+
+
+def test_no_link_is_live_after_expiry(repo: RegistrationRepository) -> None:
+    _create(repo, verification=_verification())
+    repo.expire(registration_id="reg-1", now=T0)
+    assert not repo.link_is_live(registration_id="reg-1", token_hash="a" * 64)
+
+
 # Deliveries --------------------------------------------------------------------------------
 
 
-def test_delivery_attempts_only_grow(repo: RegistrationRepository) -> None:
+def test_open_delivery_creates_a_pending_delivery(repo: RegistrationRepository) -> None:
     _create(repo)
-    _attempt(repo, 1)
-    _attempt(repo, 3)
-    _attempt(repo, 2)  # a late repeat of an older attempt
-    delivery = repo.get_delivery(delivery_id="reg-1.verification.1")
-    assert delivery is not None
+    opened = _open(repo, "reg-1.welcome.1", kind=EmailKind.WELCOME, now=T0)
+    assert opened.delivery_id == "reg-1.welcome.1"
+    assert opened.kind is EmailKind.WELCOME
+    assert opened.status is DeliveryStatus.PENDING
+    assert opened.attempts == 0
+    assert opened.message_id is None
+    assert opened.created_at == T0
+    assert _delivery(repo, "reg-1.welcome.1") == opened
+
+
+def test_open_delivery_returns_the_existing_record_unchanged(
+    repo: RegistrationRepository,
+) -> None:
+    _create(repo, verification=_verification())
+    _attempt(repo)
+    repo.record_delivery_error(delivery_id=FIRST, error="451 greylisted", now=T0)
+
+    again = _open(repo, FIRST, now=T0 + timedelta(hours=1))
+
+    assert again.created_at == T0
+    assert again.attempts == 1
+    assert again.last_error == "451 greylisted"
+    assert again == _delivery(repo)
+
+
+def test_open_delivery_returns_an_ended_delivery_as_it_is(repo: RegistrationRepository) -> None:
+    _create(repo)
+    _open(repo)
+    repo.mark_delivery_sent(delivery_id=FIRST, sent_at=T0)
+    assert _open(repo, now=T0 + timedelta(hours=1)).status is DeliveryStatus.SENT
+    _fail(repo, "gave up", delivery_id="reg-1.welcome.1", kind=EmailKind.WELCOME)
+    assert _open(repo, "reg-1.welcome.1", kind=EmailKind.WELCOME).status is (DeliveryStatus.FAILED)
+
+
+def test_count_attempt_counts_each_try_and_keeps_the_first_message_id(
+    repo: RegistrationRepository, engine: Engine
+) -> None:
+    _create(repo)
+    _open(repo)
+    first = _attempt(repo, message_id="<one@acme.test>", now=T0 + timedelta(seconds=1))
+    second = _attempt(repo, message_id="<two@acme.test>", now=T0 + timedelta(seconds=2))
+    third = _attempt(repo, message_id="<three@acme.test>", now=T0 + timedelta(seconds=3))
+
+    assert [r.attempts for r in (first, second, third)] == [1, 2, 3]
+    assert {r.message_id for r in (first, second, third)} == {"<one@acme.test>"}
+    delivery = _delivery(repo)
     assert delivery.attempts == 3
+    assert delivery.message_id == "<one@acme.test>"
     assert delivery.status is DeliveryStatus.PENDING
     assert delivery.kind is EmailKind.VERIFICATION
-    assert delivery.created_at == T0 + timedelta(seconds=1)
+    assert delivery.created_at == T0
+    with Session(engine) as session:
+        row = session.get(EmailDelivery, FIRST)
+        assert row is not None
+        assert row.updated_at == T0 + timedelta(seconds=3)
+
+
+def test_count_attempt_of_an_unknown_delivery_raises_lookup_error(
+    repo: RegistrationRepository,
+) -> None:
+    with pytest.raises(LookupError):
+        _attempt(repo, "nope")
 
 
 def test_attempt_after_sent_leaves_the_delivery_sent(repo: RegistrationRepository) -> None:
     _create(repo)
-    _attempt(repo, 1)
+    _open(repo)
+    _attempt(repo, message_id="<one@acme.test>")
     sent_at = T0 + timedelta(seconds=2)
-    repo.mark_delivery_sent(delivery_id="reg-1.verification.1", sent_at=sent_at)
+    repo.mark_delivery_sent(delivery_id=FIRST, sent_at=sent_at)
 
-    assert _attempt(repo, 2) is DeliveryStatus.SENT
+    late = _attempt(repo, message_id="<late@acme.test>", now=T0 + timedelta(seconds=3))
 
-    delivery = repo.get_delivery(delivery_id="reg-1.verification.1")
-    assert delivery is not None
+    assert late.status is DeliveryStatus.SENT
+    delivery = _delivery(repo)
     assert delivery.attempts == 1
     assert delivery.sent_at == sent_at
+    assert delivery.message_id == "<one@acme.test>"
+
+
+def test_attempt_after_failed_leaves_the_delivery_failed(repo: RegistrationRepository) -> None:
+    _create(repo)
+    _open(repo)
+    _fail(repo, "registration expired before the email was sent")
+    late = _attempt(repo, message_id="<late@acme.test>")
+    assert late.status is DeliveryStatus.FAILED
+    assert late.attempts == 0
+    assert late.message_id is None
 
 
 def test_mark_delivery_sent_is_idempotent(repo: RegistrationRepository) -> None:
     _create(repo)
-    _attempt(repo, 1)
-    repo.mark_delivery_sent(delivery_id="reg-1.verification.1", sent_at=T0)
-    again = repo.mark_delivery_sent(
-        delivery_id="reg-1.verification.1", sent_at=T0 + timedelta(minutes=1)
-    )
+    _open(repo)
+    _attempt(repo)
+    repo.mark_delivery_sent(delivery_id=FIRST, sent_at=T0)
+    again = repo.mark_delivery_sent(delivery_id=FIRST, sent_at=T0 + timedelta(minutes=1))
     assert again.sent_at == T0
+    assert again.attempts == 1
 
 
 def test_mark_delivery_sent_of_an_unknown_delivery_raises(repo: RegistrationRepository) -> None:
@@ -266,92 +573,107 @@ def test_mark_delivery_sent_of_an_unknown_delivery_raises(repo: RegistrationRepo
         repo.mark_delivery_sent(delivery_id="nope", sent_at=T0)
 
 
+def test_mark_delivery_sent_does_not_revive_a_failed_delivery(
+    repo: RegistrationRepository,
+) -> None:
+    _create(repo)
+    _open(repo)
+    _fail(repo, "replaced by a resend")
+    record = repo.mark_delivery_sent(delivery_id=FIRST, sent_at=T0 + timedelta(seconds=1))
+    assert record.status is DeliveryStatus.FAILED
+    assert record.sent_at is None
+
+
 def test_mark_delivery_failed_records_the_reason(repo: RegistrationRepository) -> None:
     _create(repo)
-    _attempt(repo, 4)
-    failed = repo.mark_delivery_failed(
-        delivery_id="reg-1.verification.1",
-        registration_id="reg-1",
-        kind=EmailKind.VERIFICATION,
-        error="SMTPRecipientsRefused: 550 no such user",
-        now=T0 + timedelta(hours=1),
-    )
+    _open(repo)
+    for _ in range(4):
+        _attempt(repo)
+    failed = _fail(repo, "SMTPRecipientsRefused: 550 no such user", now=T0 + timedelta(hours=1))
     assert failed.status is DeliveryStatus.FAILED
     assert failed.last_error == "SMTPRecipientsRefused: 550 no such user"
     assert failed.attempts == 4
     assert failed.sent_at is None
+    assert failed == _delivery(repo)
     # A failed delivery is final: a late attempt changes nothing.
-    assert _attempt(repo, 5) is DeliveryStatus.FAILED
+    assert _attempt(repo).status is DeliveryStatus.FAILED
+    assert _delivery(repo).attempts == 4
+
+
+def test_mark_delivery_failed_is_idempotent(repo: RegistrationRepository) -> None:
+    _create(repo)
+    _open(repo)
+    first = _fail(repo, "first reason")
+    again = _fail(repo, "second reason", now=T0 + timedelta(hours=1))
+    assert again == first
+    assert again.last_error == "first reason"
 
 
 def test_mark_delivery_failed_creates_a_missing_delivery(repo: RegistrationRepository) -> None:
     _create(repo)
-    failed = repo.mark_delivery_failed(
-        delivery_id="reg-1.welcome.1",
-        registration_id="reg-1",
-        kind=EmailKind.WELCOME,
-        error="boom",
-        now=T0,
-    )
+    failed = _fail(repo, "boom", delivery_id="reg-1.welcome.1", kind=EmailKind.WELCOME)
     assert failed.status is DeliveryStatus.FAILED
     assert failed.kind is EmailKind.WELCOME
     assert failed.attempts == 0
+    assert failed.last_error == "boom"
 
 
 def test_mark_delivery_failed_does_not_undo_a_sent_delivery(
     repo: RegistrationRepository,
 ) -> None:
     _create(repo)
-    _attempt(repo, 1)
-    repo.mark_delivery_sent(delivery_id="reg-1.verification.1", sent_at=T0)
-    record = repo.mark_delivery_failed(
-        delivery_id="reg-1.verification.1",
-        registration_id="reg-1",
-        kind=EmailKind.VERIFICATION,
-        error="late failure report",
-        now=T0 + timedelta(hours=1),
-    )
+    _open(repo)
+    _attempt(repo)
+    repo.mark_delivery_sent(delivery_id=FIRST, sent_at=T0)
+    record = _fail(repo, "late failure report", now=T0 + timedelta(hours=1))
     assert record.status is DeliveryStatus.SENT
     assert record.sent_at == T0
     assert record.last_error is None
+    assert record.attempts == 1
 
 
 def test_delivery_error_is_recorded_truncated_while_pending(
     repo: RegistrationRepository,
 ) -> None:
     _create(repo)
-    _attempt(repo, 1)
-    repo.record_delivery_error(delivery_id="reg-1.verification.1", error="x" * 5000, now=T0)
-    delivery = repo.get_delivery(delivery_id="reg-1.verification.1")
-    assert delivery is not None
+    _open(repo)
+    _attempt(repo)
+    repo.record_delivery_error(delivery_id=FIRST, error="x" * 5000, now=T0)
+    delivery = _delivery(repo)
     assert delivery.last_error == "x" * 2000
     assert delivery.status is DeliveryStatus.PENDING
+    assert delivery.attempts == 1
 
 
 def test_delivery_error_after_sent_is_ignored(repo: RegistrationRepository) -> None:
     _create(repo)
-    _attempt(repo, 1)
-    repo.mark_delivery_sent(delivery_id="reg-1.verification.1", sent_at=T0)
-    repo.record_delivery_error(delivery_id="reg-1.verification.1", error="late", now=T0)
-    delivery = repo.get_delivery(delivery_id="reg-1.verification.1")
-    assert delivery is not None
-    assert delivery.last_error is None
+    _open(repo)
+    _attempt(repo)
+    repo.mark_delivery_sent(delivery_id=FIRST, sent_at=T0)
+    repo.record_delivery_error(delivery_id=FIRST, error="late", now=T0)
+    assert _delivery(repo).last_error is None
+
+
+def test_delivery_error_after_failed_keeps_the_final_reason(
+    repo: RegistrationRepository,
+) -> None:
+    _create(repo)
+    _open(repo)
+    _fail(repo, "final reason")
+    repo.record_delivery_error(delivery_id=FIRST, error="late", now=T0)
+    assert _delivery(repo).last_error == "final reason"
+
+
+def test_delivery_error_of_an_unknown_delivery_is_ignored(repo: RegistrationRepository) -> None:
+    repo.record_delivery_error(delivery_id="nope", error="late", now=T0)
+    assert repo.get_delivery(delivery_id="nope") is None
 
 
 def test_registration_lists_deliveries_oldest_first(repo: RegistrationRepository) -> None:
     """Ordered by creation time, not by ID: the IDs here sort the other way round."""
     _create(repo)
-    for delivery_id, kind, minutes in [
-        ("z-first", EmailKind.VERIFICATION, 1),
-        ("a-second", EmailKind.WELCOME, 2),
-    ]:
-        repo.record_delivery_attempt(
-            delivery_id=delivery_id,
-            registration_id="reg-1",
-            kind=kind,
-            attempt=1,
-            now=T0 + timedelta(minutes=minutes),
-        )
+    _open(repo, "z-first", kind=EmailKind.VERIFICATION, now=T0 + timedelta(minutes=1))
+    _open(repo, "a-second", kind=EmailKind.WELCOME, now=T0 + timedelta(minutes=2))
     record = repo.get_registration(registration_id="reg-1")
     assert record is not None
     assert [d.delivery_id for d in record.deliveries] == ["z-first", "a-second"]
@@ -361,13 +683,7 @@ def test_registration_lists_deliveries_oldest_first(repo: RegistrationRepository
 def test_deliveries_of_other_registrations_are_not_listed(repo: RegistrationRepository) -> None:
     _create(repo, "reg-1")
     _create(repo, "reg-2", email="bob@example.org")
-    repo.record_delivery_attempt(
-        delivery_id="reg-2.verification.1",
-        registration_id="reg-2",
-        kind=EmailKind.VERIFICATION,
-        attempt=1,
-        now=T0,
-    )
+    _open(repo, "reg-2.verification.1", registration_id="reg-2")
     record = repo.get_registration(registration_id="reg-1")
     assert record is not None
     assert record.deliveries == []
@@ -376,22 +692,16 @@ def test_deliveries_of_other_registrations_are_not_listed(repo: RegistrationRepo
 def test_delivery_for_an_unknown_registration_violates_the_foreign_key(
     repo: RegistrationRepository,
 ) -> None:
-    with pytest.raises(IntegrityError, match="FOREIGN KEY"):
-        repo.record_delivery_attempt(
-            delivery_id="ghost.verification.1",
-            registration_id="ghost",
-            kind=EmailKind.VERIFICATION,
-            attempt=1,
-            now=T0,
-        )
+    with pytest.raises(IntegrityError, match=r"(?i)foreign key"):
+        _open(repo, "ghost.verification.1", registration_id="ghost")
+    assert repo.get_delivery(delivery_id="ghost.verification.1") is None
 
 
 # Tokens ------------------------------------------------------------------------------------
 
 
 def test_registration_is_found_by_its_token_hash(repo: RegistrationRepository) -> None:
-    _create(repo)
-    repo.set_verification_token_hash(registration_id="reg-1", token_hash="a" * 64, now=T0)
+    _create(repo, verification=_verification(token_hash="a" * 64))
     record = repo.find_by_token_hash(token_hash="a" * 64)
     assert record is not None
     assert record.registration_id == "reg-1"
@@ -405,20 +715,19 @@ def test_timestamps_come_back_as_aware_utc(repo: RegistrationRepository, engine:
     """SQLite keeps no offset; a +02:00 input must come back as the same instant in UTC."""
     cest = timezone(timedelta(hours=2))
     created_local = datetime(2030, 6, 1, 12, 0, tzinfo=cest)
-    _create(repo, created_at=created_local)
-    repo.activate(registration_id="reg-1", verified_at=created_local + timedelta(minutes=1))
-    repo.record_delivery_attempt(
-        delivery_id="reg-1.verification.1",
-        registration_id="reg-1",
-        kind=EmailKind.VERIFICATION,
-        attempt=1,
-        now=created_local,
+    _create(
+        repo,
+        created_at=created_local,
+        verification=_verification(next_resend_at=created_local + timedelta(minutes=1)),
     )
-    repo.mark_delivery_sent(delivery_id="reg-1.verification.1", sent_at=created_local)
+    _attempt(repo, now=created_local)
+    repo.mark_delivery_sent(delivery_id=FIRST, sent_at=created_local)
+    repo.activate(registration_id="reg-1", verified_at=created_local + timedelta(minutes=1))
 
     record = repo.get_registration(registration_id="reg-1")
     assert record is not None
     stamps = [record.created_at, record.verified_at, record.expires_at]
+    stamps += [record.next_resend_allowed_at]
     stamps += [record.deliveries[0].created_at, record.deliveries[0].sent_at]
     for stamp in stamps:
         assert stamp is not None
@@ -426,8 +735,9 @@ def test_timestamps_come_back_as_aware_utc(repo: RegistrationRepository, engine:
     assert record.created_at == created_local
     assert record.created_at.hour == 10
     assert record.expires_at == created_local + timedelta(hours=24)
+    assert record.next_resend_allowed_at == created_local + timedelta(minutes=1)
     with Session(engine) as session:
-        delivery = session.get(EmailDelivery, "reg-1.verification.1")
+        delivery = session.get(EmailDelivery, FIRST)
         assert delivery is not None
         assert delivery.updated_at.tzinfo is UTC
 

@@ -1,137 +1,418 @@
 """The real send_email activity, run by Temporal's ActivityEnvironment against a real SQLite
-database and a real SMTP sink: at-least-once without double sends, one link per delivery,
-and no email once a delivery or a registration has ended."""
+database and a real SMTP server that fails on cue: at-least-once without double sends, one
+Message-ID and one link per delivery, every attempt counted, failures classified, no email
+once a delivery or its link has ended, and a missing template that holds an email back
+without losing it."""
 
 from __future__ import annotations
 
-import asyncio
-import email
-import email.policy
+import shutil
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from aiosmtpd.smtp import SMTP
+from sqlalchemy.engine import Engine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+import registration
+from activities.email_failures import LINK_REPLACED, PERMANENT, TEMPLATE_PROBLEM, TRANSIENT
+from activities.mailer import RecordedMailer
 from activities.registration import RegistrationActivities
-from registration.db import build_engine, create_schema
-from registration.identifiers import hash_token
-from registration.mail import SmtpMailSender, TemplateRenderer
-from registration.repository import RegistrationRepository
+from registration.identifiers import derive_token, hash_token
+from registration.mail import OutgoingEmail, SmtpMailSender, TemplateRenderer
+from registration.repository import DeliveryOwner, DeliveryRecord, RegistrationRepository
+from registration.reset_repository import PasswordResetRepository
 from registration.settings import Settings
-from registration.smtp_sink import MaildirHandler, first_link
-from registration.status import DeliveryStatus, EmailKind
-from workflows.contracts import SendEmailInput
+from registration.smtp_sink import first_link
+from registration.status import DeliveryStatus, EmailKind, RegistrationStatus
+from tests.smtp_server import ControllableSmtpServer
+from workflows.contracts import (
+    CreatePendingUserInput,
+    DeliveryFailedInput,
+    NewVerificationInput,
+    SendEmailInput,
+    SendEmailResult,
+)
 
 SECRET = b"k" * 32
 NOW = datetime.now(UTC)
+RECIPIENT = "ann@example.com"
+FROM_EMAIL = "no-reply@acme.test"
+BUNDLED_TEMPLATES = Path(registration.__file__).parent / "templates"
+
+
+@dataclass
+class RecordingSender:
+    """The real SMTP sender, keeping what every attempt handed to it."""
+
+    inner: SmtpMailSender
+    handed: list[OutgoingEmail] = field(default_factory=list)
+
+    async def send(self, email: OutgoingEmail) -> None:
+        self.handed.append(email)
+        await self.inner.send(email)
 
 
 @dataclass
 class World:
-    activities: RegistrationActivities
+    smtp: ControllableSmtpServer
+    engine: Engine
     repository: RegistrationRepository
-    mail_dir: Path
+    sender: RecordingSender
+    activities: RegistrationActivities
 
-    def mailbox(self) -> list[Path]:
-        return sorted(self.mail_dir.glob("*.eml"))
+    def activities_with(self, renderer: TemplateRenderer) -> RegistrationActivities:
+        return build_activities(self.engine, self.repository, renderer, self.sender)
 
-    def register(self) -> str:
+    async def register(self) -> str:
+        """A pending registration made the way the workflow makes it: with its first
+        verification delivery and that delivery's link."""
         registration_id = f"reg-{uuid.uuid4().hex}"
-        self.repository.create_pending_user(
-            user_id=uuid.uuid4(),
-            registration_id=registration_id,
-            email="ann@example.com",
-            password_hash="$argon2id$fake",
-            created_at=NOW,
-            expires_at=NOW + timedelta(hours=1),
+        await ActivityEnvironment().run(
+            self.activities.create_pending_user,
+            CreatePendingUserInput(
+                registration_id=registration_id,
+                user_id=str(uuid.uuid4()),
+                email=RECIPIENT,
+                password_hash="$argon2id$fake",
+                created_at=NOW,
+                expires_at=NOW + timedelta(hours=1),
+                verification_delivery_id=first_id(registration_id),
+                next_resend_allowed_at=NOW + timedelta(minutes=1),
+                resends_remaining=5,
+            ),
         )
         return registration_id
 
+    async def resend(self, registration_id: str) -> str:
+        delivery_id = f"{registration_id}.verification.2"
+        await ActivityEnvironment().run(
+            self.activities.start_new_verification,
+            NewVerificationInput(
+                registration_id=registration_id,
+                delivery_id=delivery_id,
+                created_at=NOW + timedelta(minutes=2),
+                next_resend_allowed_at=NOW + timedelta(minutes=3),
+                resends_remaining=4,
+            ),
+        )
+        return delivery_id
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    loop = asyncio.get_running_loop()
-    mail_dir = tmp_path / "mail"
-    sink = await loop.create_server(lambda: SMTP(MaildirHandler(mail_dir)), "127.0.0.1", 0)
-    port = int(sink.sockets[0].getsockname()[1])
-    engine = build_engine(f"sqlite:///{tmp_path}/db.sqlite")
-    create_schema(engine)
-    repository = RegistrationRepository(engine)
-    activities = RegistrationActivities(
+    def delivery(self, delivery_id: str) -> DeliveryRecord:
+        record = self.repository.get_delivery(delivery_id=delivery_id)
+        assert record is not None
+        return record
+
+
+def build_activities(
+    engine: Engine,
+    repository: RegistrationRepository,
+    renderer: TemplateRenderer,
+    sender: RecordingSender,
+) -> RegistrationActivities:
+    """As worker.py builds them."""
+    return RegistrationActivities(
         repository=repository,
-        renderer=TemplateRenderer(app_name="Acme"),
-        sender=SmtpMailSender(Settings(_env_file=None, smtp_port=port)),
+        resets=PasswordResetRepository(engine),
+        mailer=RecordedMailer(
+            repository=repository, renderer=renderer, sender=sender, from_email=FROM_EMAIL
+        ),
         secret_key=SECRET,
         public_base_url="http://app.test",
-        from_email="no-reply@acme.test",
     )
-    yield World(activities, repository, mail_dir)
-    sink.close()
-    engine.dispose()
 
 
-def verification(registration_id: str) -> SendEmailInput:
+@pytest.fixture
+async def world(engine: Engine) -> AsyncIterator[World]:
+    async with ControllableSmtpServer() as smtp:
+        repository = RegistrationRepository(engine)
+        sender = RecordingSender(SmtpMailSender(Settings(_env_file=None, smtp_port=smtp.port)))
+        activities = build_activities(engine, repository, TemplateRenderer(app_name="Acme"), sender)
+        yield World(smtp, engine, repository, sender, activities)
+
+
+def first_id(registration_id: str) -> str:
+    return f"{registration_id}.verification.1"
+
+
+def verification(registration_id: str, delivery_id: str | None = None) -> SendEmailInput:
+    """The workflow's request for a verification email: its link is its own delivery's."""
+    delivery_id = delivery_id or first_id(registration_id)
     return SendEmailInput(
-        delivery_id=f"{registration_id}.verification.1",
+        delivery_id=delivery_id,
         registration_id=registration_id,
         kind=EmailKind.VERIFICATION,
-        recipient="ann@example.com",
+        recipient=RECIPIENT,
         expires_at=NOW + timedelta(hours=1),
+        link_delivery_id=delivery_id,
     )
+
+
+async def send(activities: RegistrationActivities, request: SendEmailInput) -> SendEmailResult:
+    result: SendEmailResult = await ActivityEnvironment().run(activities.send_email, request)
+    return result
+
+
+async def refused(activities: RegistrationActivities, request: SendEmailInput) -> ApplicationError:
+    with pytest.raises(ApplicationError) as raised:
+        await send(activities, request)
+    return raised.value
+
+
+def token_in(message: EmailMessage | OutgoingEmail) -> str:
+    link = first_link(message) if isinstance(message, EmailMessage) else _link_in(message.text)
+    assert link is not None and link.startswith("http://app.test/verify?token=")
+    return link.rsplit("=", 1)[1]
+
+
+def _link_in(text: str) -> str | None:
+    return next((word for word in text.split() if word.startswith("http://app.test/")), None)
+
+
+# Sending once --------------------------------------------------------------------------------
 
 
 async def test_sends_once_and_a_repeat_after_success_sends_nothing(world: World) -> None:
-    registration_id = world.register()
-    env = ActivityEnvironment()
+    registration_id = await world.register()
 
-    first = await env.run(world.activities.send_email, verification(registration_id))
-    again = await env.run(world.activities.send_email, verification(registration_id))
+    first = await send(world.activities, verification(registration_id))
+    again = await send(world.activities, verification(registration_id))
 
     assert again == first
-    assert len(world.mailbox()) == 1
+    assert first.attempts == 1
+    assert first.message_id == f"<{first_id(registration_id)}@acme.test>"
+    [message] = world.smtp.messages_to(RECIPIENT)
+    assert message["Message-ID"] == first.message_id
+    assert world.smtp.attempts(RECIPIENT) == 1
     record = world.repository.get_registration(registration_id=registration_id)
     assert record is not None
-    assert [(d.status, d.attempts) for d in record.deliveries] == [(DeliveryStatus.SENT, 1)]
+    assert [(d.status, d.attempts, d.message_id) for d in record.deliveries] == [
+        (DeliveryStatus.SENT, 1, first.message_id)
+    ]
+    assert record.deliveries[0].sent_at == first.sent_at
 
 
 async def test_the_link_carries_the_token_whose_hash_is_stored(world: World) -> None:
-    registration_id = world.register()
-    await ActivityEnvironment().run(world.activities.send_email, verification(registration_id))
+    registration_id = await world.register()
+    await send(world.activities, verification(registration_id))
 
-    [path] = world.mailbox()
-    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-    link = first_link(message)  # type: ignore[arg-type]
-    assert link is not None and link.startswith("http://app.test/verify?token=")
-    token = link.rsplit("=", 1)[1]
+    [message] = world.smtp.messages_to(RECIPIENT)
+    token = token_in(message)
     found = world.repository.find_by_token_hash(token_hash=hash_token(token))
     assert found is not None and found.registration_id == registration_id
 
 
+# SMTP failures -------------------------------------------------------------------------------
+
+
+async def test_transient_refusals_are_retried_with_the_same_message_and_link(
+    world: World,
+) -> None:
+    """Greylisted three times, then accepted: every attempt is counted, every attempt carried
+    the same Message-ID and the same link, and exactly one message arrives."""
+    registration_id = await world.register()
+    delivery_id = first_id(registration_id)
+    world.smtp.fail_next(3, "451 4.7.1 greylisted, try again later")
+
+    for attempt in (1, 2, 3):
+        failure = await refused(world.activities, verification(registration_id))
+        assert failure.type == TRANSIENT
+        assert not failure.non_retryable
+        assert "451" in failure.message
+        assert RECIPIENT not in failure.message
+        delivery = world.delivery(delivery_id)
+        assert delivery.status is DeliveryStatus.PENDING
+        assert delivery.attempts == attempt
+        assert delivery.last_error is not None and "451" in delivery.last_error
+        assert RECIPIENT not in delivery.last_error
+    assert world.smtp.messages_to(RECIPIENT) == []
+
+    result = await send(world.activities, verification(registration_id))
+
+    expected_id = f"<{delivery_id}@acme.test>"
+    assert result.attempts == 4
+    assert result.message_id == expected_id
+    delivery = world.delivery(delivery_id)
+    assert delivery.status is DeliveryStatus.SENT
+    assert delivery.attempts == 4
+    assert delivery.message_id == expected_id
+    assert delivery.sent_at == result.sent_at
+    assert world.smtp.attempts(RECIPIENT) == 4
+    [message] = await world.smtp.wait_for(RECIPIENT)
+    assert message["Message-ID"] == expected_id
+    assert len(world.sender.handed) == 4
+    assert {handed.message_id for handed in world.sender.handed} == {expected_id}
+    token = token_in(message)
+    assert {token_in(handed) for handed in world.sender.handed} == {token}
+    assert hash_token(token) == hash_token(derive_token(SECRET, delivery_id))
+    assert world.repository.link_is_live(
+        registration_id=registration_id, token_hash=hash_token(token)
+    )
+
+
+async def test_a_permanent_refusal_is_not_retried_and_leaves_the_delivery_to_the_workflow(
+    world: World,
+) -> None:
+    registration_id = await world.register()
+    delivery_id = first_id(registration_id)
+    world.smtp.refuse_always("550 5.1.1 no such user")
+
+    failure = await refused(world.activities, verification(registration_id))
+
+    assert failure.type == PERMANENT
+    assert failure.non_retryable
+    assert "550" in failure.message
+    assert RECIPIENT not in failure.message
+    delivery = world.delivery(delivery_id)
+    # PENDING still: the workflow decides, and records FAILED through record_delivery_failure.
+    assert delivery.status is DeliveryStatus.PENDING
+    assert delivery.attempts == 1
+    assert delivery.last_error is not None and "550" in delivery.last_error
+    assert RECIPIENT not in delivery.last_error
+    assert world.smtp.attempts(RECIPIENT) == 1
+    assert world.smtp.messages_to(RECIPIENT) == []
+
+    recorded = await ActivityEnvironment().run(
+        world.activities.record_delivery_failure,
+        DeliveryFailedInput(
+            delivery_id=delivery_id,
+            registration_id=registration_id,
+            kind=EmailKind.VERIFICATION,
+            error=failure.message,
+        ),
+    )
+    assert recorded.attempts == 1
+    ended = world.delivery(delivery_id)
+    assert ended.status is DeliveryStatus.FAILED
+    assert ended.last_error == failure.message
+
+    # Once FAILED it stays ended, even when the relay would now accept it.
+    world.smtp.clear()
+    again = await refused(world.activities, verification(registration_id))
+    assert again.non_retryable
+    assert world.smtp.attempts(RECIPIENT) == 1
+    assert world.delivery(delivery_id).attempts == 1
+
+
+# Ended deliveries and dead links -------------------------------------------------------------
+
+
 async def test_an_ended_delivery_is_not_sent(world: World) -> None:
-    registration_id = world.register()
+    registration_id = await world.register()
     world.repository.mark_delivery_failed(
-        delivery_id=f"{registration_id}.verification.1",
-        registration_id=registration_id,
+        delivery_id=first_id(registration_id),
+        owner=DeliveryOwner(registration_id=registration_id),
         kind=EmailKind.VERIFICATION,
         error="registration expired before the email was sent",
         now=NOW,
     )
-    with pytest.raises(ApplicationError) as ended:
-        await ActivityEnvironment().run(world.activities.send_email, verification(registration_id))
-    assert ended.value.non_retryable
-    assert world.mailbox() == []
+    ended = await refused(world.activities, verification(registration_id))
+    assert ended.non_retryable
+    assert world.smtp.attempts(RECIPIENT) == 0
+    assert world.sender.handed == []
 
 
 async def test_no_verification_link_for_an_expired_registration(world: World) -> None:
-    registration_id = world.register()
+    registration_id = await world.register()
     world.repository.expire(registration_id=registration_id, now=NOW)
-    with pytest.raises(ApplicationError) as refused:
-        await ActivityEnvironment().run(world.activities.send_email, verification(registration_id))
-    assert refused.value.non_retryable
-    assert world.mailbox() == []
+    failure = await refused(world.activities, verification(registration_id))
+    assert failure.type == LINK_REPLACED
+    assert failure.non_retryable
+    assert world.smtp.attempts(RECIPIENT) == 0
+    assert world.delivery(first_id(registration_id)).attempts == 0
+
+
+async def test_no_verification_link_for_an_activated_registration(world: World) -> None:
+    registration_id = await world.register()
+    world.repository.activate(registration_id=registration_id, verified_at=NOW)
+    failure = await refused(world.activities, verification(registration_id))
+    assert failure.type == LINK_REPLACED
+    assert failure.non_retryable
+    assert world.smtp.attempts(RECIPIENT) == 0
+
+
+async def test_a_resend_stops_the_old_link_and_sends_the_new_one(world: World) -> None:
+    registration_id = await world.register()
+    old_id = first_id(registration_id)
+
+    new_id = await world.resend(registration_id)
+
+    failure = await refused(world.activities, verification(registration_id, old_id))
+    assert failure.type == LINK_REPLACED
+    assert failure.non_retryable
+    assert world.smtp.attempts(RECIPIENT) == 0
+    assert world.sender.handed == []
+    old = world.delivery(old_id)
+    assert old.status is DeliveryStatus.PENDING  # the workflow ends it, with its reason
+    assert old.attempts == 0
+
+    result = await send(world.activities, verification(registration_id, new_id))
+
+    assert result.attempts == 1
+    assert result.message_id == f"<{new_id}@acme.test>"
+    [message] = world.smtp.messages_to(RECIPIENT)
+    token = token_in(message)
+    assert token == derive_token(SECRET, new_id)
+    found = world.repository.find_by_token_hash(token_hash=hash_token(token))
+    assert found is not None
+    assert found.registration_id == registration_id
+    assert found.status is RegistrationStatus.PENDING_VERIFICATION
+    assert found.resends_remaining == 4
+    old_hash = hash_token(derive_token(SECRET, old_id))
+    assert world.repository.find_by_token_hash(token_hash=old_hash) is None
+    assert world.delivery(new_id).status is DeliveryStatus.SENT
+
+
+async def test_a_repeated_resend_changes_nothing_more(world: World) -> None:
+    registration_id = await world.register()
+    new_id = await world.resend(registration_id)
+    await world.resend(registration_id)
+    record = world.repository.get_registration(registration_id=registration_id)
+    assert record is not None
+    assert [d.delivery_id for d in record.deliveries] == [first_id(registration_id), new_id]
+    assert world.repository.link_is_live(
+        registration_id=registration_id, token_hash=hash_token(derive_token(SECRET, new_id))
+    )
+
+
+# Templates -----------------------------------------------------------------------------------
+
+
+async def test_a_missing_template_holds_the_email_back_until_it_is_put_back(
+    world: World, tmp_path: Path
+) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(BUNDLED_TEMPLATES, templates)
+    html = templates / "verification.html"
+    kept = html.read_text()
+    html.unlink()
+    activities = world.activities_with(TemplateRenderer(app_name="Acme", templates_dir=templates))
+    registration_id = await world.register()
+    delivery_id = first_id(registration_id)
+
+    failure = await refused(activities, verification(registration_id))
+
+    assert failure.type == TEMPLATE_PROBLEM
+    assert failure.non_retryable
+    assert "verification.html" in failure.message
+    delivery = world.delivery(delivery_id)
+    assert delivery.status is DeliveryStatus.PENDING
+    assert delivery.last_error is not None and "verification.html" in delivery.last_error
+    assert delivery.attempts == 0
+    assert delivery.message_id is None
+    assert world.sender.handed == []
+    assert world.smtp.attempts(RECIPIENT) == 0
+
+    html.write_text(kept)
+    result = await send(activities, verification(registration_id))
+
+    assert result.attempts == 1
+    [message] = world.smtp.messages_to(RECIPIENT)
+    assert message["Message-ID"] == f"<{delivery_id}@acme.test>"
+    assert token_in(message) == derive_token(SECRET, delivery_id)
+    assert world.delivery(delivery_id).status is DeliveryStatus.SENT

@@ -188,3 +188,25 @@ def test_load_settings_turns_a_bad_value_into_a_clean_exit(
 def test_load_settings_returns_settings_when_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMTP_PORT", "2525")
     assert load_settings().smtp_port == 2525
+
+
+def test_the_enrollment_sender_defaults_to_the_smtp_sender() -> None:
+    settings = Settings(
+        _env_file=None, smtp_from_name="Acme", smtp_from_email="no-reply@acme.example"
+    )
+    assert settings.enrollment_from() == ("Acme", "no-reply@acme.example")
+    named = Settings(_env_file=None, enrollment_sender="Shop Bot <shop@acme.example>")
+    assert named.enrollment_from() == ("Shop Bot", "shop@acme.example")
+    bare = Settings(_env_file=None, smtp_from_name="Acme", enrollment_sender="shop@acme.example")
+    assert bare.enrollment_from() == ("Acme", "shop@acme.example")
+
+
+@pytest.mark.parametrize("sender", ["not an address", "Shop <bötte@acme.example>"])
+def test_an_unsendable_enrollment_sender_is_refused_at_start(sender: str) -> None:
+    with pytest.raises(ValidationError, match="enrollment_sender"):
+        Settings(_env_file=None, enrollment_sender=sender)
+
+
+def test_a_broken_enrollment_subject_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="not a valid Jinja2 template"):
+        Settings(_env_file=None, enrollment_subject="New: {{ offering_name")

@@ -8,8 +8,10 @@ from registration.errors import FieldViolation
 from registration.validation import (
     MAX_EMAIL_LENGTH,
     common_passwords,
+    for_field,
     normalize_email,
     password_violation,
+    text_violation,
 )
 
 MIN = 12
@@ -149,3 +151,35 @@ def test_bundled_list_is_large_and_case_folded() -> None:
     passwords = common_passwords()
     assert len(passwords) > 10_000
     assert all(p == p.casefold() for p in passwords)
+
+
+@pytest.mark.parametrize(
+    ("value", "required", "expected"),
+    [
+        ("Pottery for Beginners", True, None),
+        ("Zoë Ćwikła 渡辺", True, None),
+        ("", False, None),
+        ("   ", True, "is required"),
+        ("x" * 201, True, "must be at most 200 characters"),
+        ("Eddie\nBcc: everyone@example.com", True, "must not contain control characters"),
+        ("tab\there", True, "must not contain control characters"),
+        ("line\u2028separator", True, "must not contain control characters"),
+    ],
+)
+def test_a_line_of_text_is_bounded_and_has_no_control_characters(
+    value: str, required: bool, expected: str | None
+) -> None:
+
+    violation = text_violation("name", value, max_length=200, required=required)
+    if expected is None:
+        assert violation is None
+    else:
+        assert violation is not None and violation.field == "name"
+        assert violation.description.startswith(expected)
+
+
+def test_a_rule_is_named_after_the_requests_own_field() -> None:
+
+    renamed = for_field(FieldViolation("password", "is too short"), "new_password")
+    assert renamed == FieldViolation("new_password", "is too short")
+    assert for_field(None, "new_password") is None

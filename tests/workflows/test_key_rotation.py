@@ -17,7 +17,7 @@ from registration.codec import (
     encrypted_data_converter,
 )
 from registration.status import RegistrationStatus
-from tests.workflows.test_registration_workflow import (
+from tests.workflows.fakes import (
     FakeActivities,
     registration_input,
     wait_for_sent,

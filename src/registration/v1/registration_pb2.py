@@ -25,35 +25,61 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"registration/v1/registration.proto\x12\x0fregistration.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"6\n\x13RegisterUserRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"\x94\x01\n\x14RegisterUserResponse\x12\x17\n\x0fregistration_id\x18\x01 \x01(\t\x12\x33\n\x06status\x18\x02 \x01(\x0e\x32#.registration.v1.RegistrationStatus\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"#\n\x12VerifyEmailRequest\x12\r\n\x05token\x18\x01 \x01(\t\"t\n\x13VerifyEmailResponse\x12\x17\n\x0fregistration_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x33\n\x06status\x18\x03 \x01(\x0e\x32#.registration.v1.RegistrationStatus\"1\n\x16GetRegistrationRequest\x12\x17\n\x0fregistration_id\x18\x01 \x01(\t\"N\n\x17GetRegistrationResponse\x12\x33\n\x0cregistration\x18\x01 \x01(\x0b\x32\x1d.registration.v1.Registration\"\xc1\x02\n\x0cRegistration\x12\x17\n\x0fregistration_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x33\n\x06status\x18\x04 \x01(\x0e\x32#.registration.v1.RegistrationStatus\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bverified_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\ndeliveries\x18\x08 \x03(\x0b\x32\x1e.registration.v1.EmailDelivery\"\xbd\x01\n\rEmailDelivery\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.registration.v1.EmailKind\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.registration.v1.DeliveryStatus\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x12\n\nlast_error\x18\x04 \x01(\t\x12+\n\x07sent_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xa8\x01\n\x12RegistrationStatus\x12#\n\x1fREGISTRATION_STATUS_UNSPECIFIED\x10\x00\x12,\n(REGISTRATION_STATUS_PENDING_VERIFICATION\x10\x01\x12\x1e\n\x1aREGISTRATION_STATUS_ACTIVE\x10\x02\x12\x1f\n\x1bREGISTRATION_STATUS_EXPIRED\x10\x03*\x84\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x18\n\x14\x44\x45LIVERY_STATUS_SENT\x10\x02\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x03*\x81\x01\n\tEmailKind\x12\x1a\n\x16\x45MAIL_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45MAIL_KIND_VERIFICATION\x10\x01\x12\x16\n\x12\x45MAIL_KIND_WELCOME\x10\x02\x12#\n\x1f\x45MAIL_KIND_REGISTRATION_ATTEMPT\x10\x03\x32\xb2\x02\n\x13RegistrationService\x12[\n\x0cRegisterUser\x12$.registration.v1.RegisterUserRequest\x1a%.registration.v1.RegisterUserResponse\x12X\n\x0bVerifyEmail\x12#.registration.v1.VerifyEmailRequest\x1a$.registration.v1.VerifyEmailResponse\x12\x64\n\x0fGetRegistration\x12\'.registration.v1.GetRegistrationRequest\x1a(.registration.v1.GetRegistrationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"registration/v1/registration.proto\x12\x0fregistration.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"6\n\x13RegisterUserRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"\x94\x01\n\x14RegisterUserResponse\x12\x17\n\x0fregistration_id\x18\x01 \x01(\t\x12\x33\n\x06status\x18\x02 \x01(\x0e\x32#.registration.v1.RegistrationStatus\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"#\n\x12VerifyEmailRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\x8e\x01\n\x13VerifyEmailResponse\x12\x17\n\x0fregistration_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x33\n\x06status\x18\x03 \x01(\x0e\x32#.registration.v1.RegistrationStatus\x12\x18\n\x10\x61lready_verified\x18\x04 \x01(\x08\"9\n\x1eResendVerificationEmailRequest\x12\x17\n\x0fregistration_id\x18\x01 \x01(\t\"\x91\x01\n\x1fResendVerificationEmailResponse\x12\x17\n\x0fregistration_id\x18\x01 \x01(\t\x12:\n\x16next_resend_allowed_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11resends_remaining\x18\x03 \x01(\x05\"1\n\x16GetRegistrationRequest\x12\x17\n\x0fregistration_id\x18\x01 \x01(\t\"N\n\x17GetRegistrationResponse\x12\x33\n\x0cregistration\x18\x01 \x01(\x0b\x32\x1d.registration.v1.Registration\"\x98\x03\n\x0cRegistration\x12\x17\n\x0fregistration_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x33\n\x06status\x18\x04 \x01(\x0e\x32#.registration.v1.RegistrationStatus\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bverified_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\ndeliveries\x18\x08 \x03(\x0b\x32\x1e.registration.v1.EmailDelivery\x12:\n\x16next_resend_allowed_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11resends_remaining\x18\n \x01(\x05\"\x81\x02\n\rEmailDelivery\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.registration.v1.EmailKind\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.registration.v1.DeliveryStatus\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x12\n\nlast_error\x18\x04 \x01(\t\x12+\n\x07sent_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmessage_id\x18\x07 \x01(\t\"6\n\x13\x41uthenticateRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"\'\n\x14\x41uthenticateResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\",\n\x1bRequestPasswordResetRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"\x1e\n\x1cRequestPasswordResetResponse\";\n\x14ResetPasswordRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"\x17\n\x15ResetPasswordResponse\"\xd3\x01\n\x17NotifyEnrollmentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0forganizer_email\x18\x02 \x01(\t\x12\x16\n\x0eorganizer_name\x18\x03 \x01(\t\x12\x15\n\renrollee_name\x18\x04 \x01(\t\x12\x15\n\roffering_name\x18\x05 \x01(\t\x12\x16\n\x0e\x65nrollee_email\x18\x06 \x01(\t\x12/\n\x0b\x65nrolled_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"3\n\x18NotifyEnrollmentResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\"1\n\x16GetNotificationRequest\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\"N\n\x17GetNotificationResponse\x12\x33\n\x0cnotification\x18\x01 \x01(\x0b\x32\x1d.registration.v1.Notification\"\xd8\x01\n\x0cNotification\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12(\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.registration.v1.EmailKind\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x11\n\trecipient\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x08\x64\x65livery\x18\x06 \x01(\x0b\x32\x1e.registration.v1.EmailDelivery*\xa8\x01\n\x12RegistrationStatus\x12#\n\x1fREGISTRATION_STATUS_UNSPECIFIED\x10\x00\x12,\n(REGISTRATION_STATUS_PENDING_VERIFICATION\x10\x01\x12\x1e\n\x1aREGISTRATION_STATUS_ACTIVE\x10\x02\x12\x1f\n\x1bREGISTRATION_STATUS_EXPIRED\x10\x03*\x84\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x18\n\x14\x44\x45LIVERY_STATUS_SENT\x10\x02\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x03*\xf5\x01\n\tEmailKind\x12\x1a\n\x16\x45MAIL_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45MAIL_KIND_VERIFICATION\x10\x01\x12\x16\n\x12\x45MAIL_KIND_WELCOME\x10\x02\x12#\n\x1f\x45MAIL_KIND_REGISTRATION_ATTEMPT\x10\x03\x12\x17\n\x13\x45MAIL_KIND_REMINDER\x10\x04\x12\x1d\n\x19\x45MAIL_KIND_PASSWORD_RESET\x10\x05\x12\x1f\n\x1b\x45MAIL_KIND_PASSWORD_CHANGED\x10\x06\x12\x19\n\x15\x45MAIL_KIND_ENROLLMENT\x10\x07\x32\xb1\x07\n\x13RegistrationService\x12[\n\x0cRegisterUser\x12$.registration.v1.RegisterUserRequest\x1a%.registration.v1.RegisterUserResponse\x12X\n\x0bVerifyEmail\x12#.registration.v1.VerifyEmailRequest\x1a$.registration.v1.VerifyEmailResponse\x12|\n\x17ResendVerificationEmail\x12/.registration.v1.ResendVerificationEmailRequest\x1a\x30.registration.v1.ResendVerificationEmailResponse\x12\x64\n\x0fGetRegistration\x12\'.registration.v1.GetRegistrationRequest\x1a(.registration.v1.GetRegistrationResponse\x12[\n\x0c\x41uthenticate\x12$.registration.v1.AuthenticateRequest\x1a%.registration.v1.AuthenticateResponse\x12s\n\x14RequestPasswordReset\x12,.registration.v1.RequestPasswordResetRequest\x1a-.registration.v1.RequestPasswordResetResponse\x12^\n\rResetPassword\x12%.registration.v1.ResetPasswordRequest\x1a&.registration.v1.ResetPasswordResponse\x12g\n\x10NotifyEnrollment\x12(.registration.v1.NotifyEnrollmentRequest\x1a).registration.v1.NotifyEnrollmentResponse\x12\x64\n\x0fGetNotification\x12\'.registration.v1.GetNotificationRequest\x1a(.registration.v1.GetNotificationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'registration.v1.registration_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REGISTRATIONSTATUS']._serialized_start=1098
-  _globals['_REGISTRATIONSTATUS']._serialized_end=1266
-  _globals['_DELIVERYSTATUS']._serialized_start=1269
-  _globals['_DELIVERYSTATUS']._serialized_end=1401
-  _globals['_EMAILKIND']._serialized_start=1404
-  _globals['_EMAILKIND']._serialized_end=1533
+  _globals['_REGISTRATIONSTATUS']._serialized_start=2365
+  _globals['_REGISTRATIONSTATUS']._serialized_end=2533
+  _globals['_DELIVERYSTATUS']._serialized_start=2536
+  _globals['_DELIVERYSTATUS']._serialized_end=2668
+  _globals['_EMAILKIND']._serialized_start=2671
+  _globals['_EMAILKIND']._serialized_end=2916
   _globals['_REGISTERUSERREQUEST']._serialized_start=88
   _globals['_REGISTERUSERREQUEST']._serialized_end=142
   _globals['_REGISTERUSERRESPONSE']._serialized_start=145
   _globals['_REGISTERUSERRESPONSE']._serialized_end=293
   _globals['_VERIFYEMAILREQUEST']._serialized_start=295
   _globals['_VERIFYEMAILREQUEST']._serialized_end=330
-  _globals['_VERIFYEMAILRESPONSE']._serialized_start=332
-  _globals['_VERIFYEMAILRESPONSE']._serialized_end=448
-  _globals['_GETREGISTRATIONREQUEST']._serialized_start=450
-  _globals['_GETREGISTRATIONREQUEST']._serialized_end=499
-  _globals['_GETREGISTRATIONRESPONSE']._serialized_start=501
-  _globals['_GETREGISTRATIONRESPONSE']._serialized_end=579
-  _globals['_REGISTRATION']._serialized_start=582
-  _globals['_REGISTRATION']._serialized_end=903
-  _globals['_EMAILDELIVERY']._serialized_start=906
-  _globals['_EMAILDELIVERY']._serialized_end=1095
-  _globals['_REGISTRATIONSERVICE']._serialized_start=1536
-  _globals['_REGISTRATIONSERVICE']._serialized_end=1842
+  _globals['_VERIFYEMAILRESPONSE']._serialized_start=333
+  _globals['_VERIFYEMAILRESPONSE']._serialized_end=475
+  _globals['_RESENDVERIFICATIONEMAILREQUEST']._serialized_start=477
+  _globals['_RESENDVERIFICATIONEMAILREQUEST']._serialized_end=534
+  _globals['_RESENDVERIFICATIONEMAILRESPONSE']._serialized_start=537
+  _globals['_RESENDVERIFICATIONEMAILRESPONSE']._serialized_end=682
+  _globals['_GETREGISTRATIONREQUEST']._serialized_start=684
+  _globals['_GETREGISTRATIONREQUEST']._serialized_end=733
+  _globals['_GETREGISTRATIONRESPONSE']._serialized_start=735
+  _globals['_GETREGISTRATIONRESPONSE']._serialized_end=813
+  _globals['_REGISTRATION']._serialized_start=816
+  _globals['_REGISTRATION']._serialized_end=1224
+  _globals['_EMAILDELIVERY']._serialized_start=1227
+  _globals['_EMAILDELIVERY']._serialized_end=1484
+  _globals['_AUTHENTICATEREQUEST']._serialized_start=1486
+  _globals['_AUTHENTICATEREQUEST']._serialized_end=1540
+  _globals['_AUTHENTICATERESPONSE']._serialized_start=1542
+  _globals['_AUTHENTICATERESPONSE']._serialized_end=1581
+  _globals['_REQUESTPASSWORDRESETREQUEST']._serialized_start=1583
+  _globals['_REQUESTPASSWORDRESETREQUEST']._serialized_end=1627
+  _globals['_REQUESTPASSWORDRESETRESPONSE']._serialized_start=1629
+  _globals['_REQUESTPASSWORDRESETRESPONSE']._serialized_end=1659
+  _globals['_RESETPASSWORDREQUEST']._serialized_start=1661
+  _globals['_RESETPASSWORDREQUEST']._serialized_end=1720
+  _globals['_RESETPASSWORDRESPONSE']._serialized_start=1722
+  _globals['_RESETPASSWORDRESPONSE']._serialized_end=1745
+  _globals['_NOTIFYENROLLMENTREQUEST']._serialized_start=1748
+  _globals['_NOTIFYENROLLMENTREQUEST']._serialized_end=1959
+  _globals['_NOTIFYENROLLMENTRESPONSE']._serialized_start=1961
+  _globals['_NOTIFYENROLLMENTRESPONSE']._serialized_end=2012
+  _globals['_GETNOTIFICATIONREQUEST']._serialized_start=2014
+  _globals['_GETNOTIFICATIONREQUEST']._serialized_end=2063
+  _globals['_GETNOTIFICATIONRESPONSE']._serialized_start=2065
+  _globals['_GETNOTIFICATIONRESPONSE']._serialized_end=2143
+  _globals['_NOTIFICATION']._serialized_start=2146
+  _globals['_NOTIFICATION']._serialized_end=2362
+  _globals['_REGISTRATIONSERVICE']._serialized_start=2919
+  _globals['_REGISTRATIONSERVICE']._serialized_end=3864
 # @@protoc_insertion_point(module_scope)

@@ -30,6 +30,10 @@ class EmailKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EMAIL_KIND_VERIFICATION: _ClassVar[EmailKind]
     EMAIL_KIND_WELCOME: _ClassVar[EmailKind]
     EMAIL_KIND_REGISTRATION_ATTEMPT: _ClassVar[EmailKind]
+    EMAIL_KIND_REMINDER: _ClassVar[EmailKind]
+    EMAIL_KIND_PASSWORD_RESET: _ClassVar[EmailKind]
+    EMAIL_KIND_PASSWORD_CHANGED: _ClassVar[EmailKind]
+    EMAIL_KIND_ENROLLMENT: _ClassVar[EmailKind]
 REGISTRATION_STATUS_UNSPECIFIED: RegistrationStatus
 REGISTRATION_STATUS_PENDING_VERIFICATION: RegistrationStatus
 REGISTRATION_STATUS_ACTIVE: RegistrationStatus
@@ -42,6 +46,10 @@ EMAIL_KIND_UNSPECIFIED: EmailKind
 EMAIL_KIND_VERIFICATION: EmailKind
 EMAIL_KIND_WELCOME: EmailKind
 EMAIL_KIND_REGISTRATION_ATTEMPT: EmailKind
+EMAIL_KIND_REMINDER: EmailKind
+EMAIL_KIND_PASSWORD_RESET: EmailKind
+EMAIL_KIND_PASSWORD_CHANGED: EmailKind
+EMAIL_KIND_ENROLLMENT: EmailKind
 
 class RegisterUserRequest(_message.Message):
     __slots__ = ("email", "password")
@@ -68,14 +76,32 @@ class VerifyEmailRequest(_message.Message):
     def __init__(self, token: _Optional[str] = ...) -> None: ...
 
 class VerifyEmailResponse(_message.Message):
-    __slots__ = ("registration_id", "user_id", "status")
+    __slots__ = ("registration_id", "user_id", "status", "already_verified")
     REGISTRATION_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_VERIFIED_FIELD_NUMBER: _ClassVar[int]
     registration_id: str
     user_id: str
     status: RegistrationStatus
-    def __init__(self, registration_id: _Optional[str] = ..., user_id: _Optional[str] = ..., status: _Optional[_Union[RegistrationStatus, str]] = ...) -> None: ...
+    already_verified: bool
+    def __init__(self, registration_id: _Optional[str] = ..., user_id: _Optional[str] = ..., status: _Optional[_Union[RegistrationStatus, str]] = ..., already_verified: _Optional[bool] = ...) -> None: ...
+
+class ResendVerificationEmailRequest(_message.Message):
+    __slots__ = ("registration_id",)
+    REGISTRATION_ID_FIELD_NUMBER: _ClassVar[int]
+    registration_id: str
+    def __init__(self, registration_id: _Optional[str] = ...) -> None: ...
+
+class ResendVerificationEmailResponse(_message.Message):
+    __slots__ = ("registration_id", "next_resend_allowed_at", "resends_remaining")
+    REGISTRATION_ID_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RESEND_ALLOWED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESENDS_REMAINING_FIELD_NUMBER: _ClassVar[int]
+    registration_id: str
+    next_resend_allowed_at: _timestamp_pb2.Timestamp
+    resends_remaining: int
+    def __init__(self, registration_id: _Optional[str] = ..., next_resend_allowed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resends_remaining: _Optional[int] = ...) -> None: ...
 
 class GetRegistrationRequest(_message.Message):
     __slots__ = ("registration_id",)
@@ -90,7 +116,7 @@ class GetRegistrationResponse(_message.Message):
     def __init__(self, registration: _Optional[_Union[Registration, _Mapping]] = ...) -> None: ...
 
 class Registration(_message.Message):
-    __slots__ = ("registration_id", "user_id", "email", "status", "created_at", "verified_at", "expires_at", "deliveries")
+    __slots__ = ("registration_id", "user_id", "email", "status", "created_at", "verified_at", "expires_at", "deliveries", "next_resend_allowed_at", "resends_remaining")
     REGISTRATION_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +125,8 @@ class Registration(_message.Message):
     VERIFIED_AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RESEND_ALLOWED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESENDS_REMAINING_FIELD_NUMBER: _ClassVar[int]
     registration_id: str
     user_id: str
     email: str
@@ -107,18 +135,112 @@ class Registration(_message.Message):
     verified_at: _timestamp_pb2.Timestamp
     expires_at: _timestamp_pb2.Timestamp
     deliveries: _containers.RepeatedCompositeFieldContainer[EmailDelivery]
-    def __init__(self, registration_id: _Optional[str] = ..., user_id: _Optional[str] = ..., email: _Optional[str] = ..., status: _Optional[_Union[RegistrationStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deliveries: _Optional[_Iterable[_Union[EmailDelivery, _Mapping]]] = ...) -> None: ...
+    next_resend_allowed_at: _timestamp_pb2.Timestamp
+    resends_remaining: int
+    def __init__(self, registration_id: _Optional[str] = ..., user_id: _Optional[str] = ..., email: _Optional[str] = ..., status: _Optional[_Union[RegistrationStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deliveries: _Optional[_Iterable[_Union[EmailDelivery, _Mapping]]] = ..., next_resend_allowed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resends_remaining: _Optional[int] = ...) -> None: ...
 
 class EmailDelivery(_message.Message):
-    __slots__ = ("kind", "status", "attempts", "last_error", "sent_at")
+    __slots__ = ("kind", "status", "attempts", "last_error", "sent_at", "created_at", "message_id")
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     kind: EmailKind
     status: DeliveryStatus
     attempts: int
     last_error: str
     sent_at: _timestamp_pb2.Timestamp
-    def __init__(self, kind: _Optional[_Union[EmailKind, str]] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    created_at: _timestamp_pb2.Timestamp
+    message_id: str
+    def __init__(self, kind: _Optional[_Union[EmailKind, str]] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message_id: _Optional[str] = ...) -> None: ...
+
+class AuthenticateRequest(_message.Message):
+    __slots__ = ("email", "password")
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    email: str
+    password: str
+    def __init__(self, email: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+
+class AuthenticateResponse(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+
+class RequestPasswordResetRequest(_message.Message):
+    __slots__ = ("email",)
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    email: str
+    def __init__(self, email: _Optional[str] = ...) -> None: ...
+
+class RequestPasswordResetResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ResetPasswordRequest(_message.Message):
+    __slots__ = ("token", "new_password")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NEW_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    new_password: str
+    def __init__(self, token: _Optional[str] = ..., new_password: _Optional[str] = ...) -> None: ...
+
+class ResetPasswordResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class NotifyEnrollmentRequest(_message.Message):
+    __slots__ = ("order_id", "organizer_email", "organizer_name", "enrollee_name", "offering_name", "enrollee_email", "enrolled_at")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZER_EMAIL_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZER_NAME_FIELD_NUMBER: _ClassVar[int]
+    ENROLLEE_NAME_FIELD_NUMBER: _ClassVar[int]
+    OFFERING_NAME_FIELD_NUMBER: _ClassVar[int]
+    ENROLLEE_EMAIL_FIELD_NUMBER: _ClassVar[int]
+    ENROLLED_AT_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    organizer_email: str
+    organizer_name: str
+    enrollee_name: str
+    offering_name: str
+    enrollee_email: str
+    enrolled_at: _timestamp_pb2.Timestamp
+    def __init__(self, order_id: _Optional[str] = ..., organizer_email: _Optional[str] = ..., organizer_name: _Optional[str] = ..., enrollee_name: _Optional[str] = ..., offering_name: _Optional[str] = ..., enrollee_email: _Optional[str] = ..., enrolled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class NotifyEnrollmentResponse(_message.Message):
+    __slots__ = ("notification_id",)
+    NOTIFICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    notification_id: str
+    def __init__(self, notification_id: _Optional[str] = ...) -> None: ...
+
+class GetNotificationRequest(_message.Message):
+    __slots__ = ("notification_id",)
+    NOTIFICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    notification_id: str
+    def __init__(self, notification_id: _Optional[str] = ...) -> None: ...
+
+class GetNotificationResponse(_message.Message):
+    __slots__ = ("notification",)
+    NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    notification: Notification
+    def __init__(self, notification: _Optional[_Union[Notification, _Mapping]] = ...) -> None: ...
+
+class Notification(_message.Message):
+    __slots__ = ("notification_id", "kind", "order_id", "recipient", "created_at", "delivery")
+    NOTIFICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    notification_id: str
+    kind: EmailKind
+    order_id: str
+    recipient: str
+    created_at: _timestamp_pb2.Timestamp
+    delivery: EmailDelivery
+    def __init__(self, notification_id: _Optional[str] = ..., kind: _Optional[_Union[EmailKind, str]] = ..., order_id: _Optional[str] = ..., recipient: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delivery: _Optional[_Union[EmailDelivery, _Mapping]] = ...) -> None: ...

@@ -44,10 +44,40 @@ class RegistrationServiceStub:
                 request_serializer=registration_dot_v1_dot_registration__pb2.VerifyEmailRequest.SerializeToString,
                 response_deserializer=registration_dot_v1_dot_registration__pb2.VerifyEmailResponse.FromString,
                 _registered_method=True)
+        self.ResendVerificationEmail = channel.unary_unary(
+                '/registration.v1.RegistrationService/ResendVerificationEmail',
+                request_serializer=registration_dot_v1_dot_registration__pb2.ResendVerificationEmailRequest.SerializeToString,
+                response_deserializer=registration_dot_v1_dot_registration__pb2.ResendVerificationEmailResponse.FromString,
+                _registered_method=True)
         self.GetRegistration = channel.unary_unary(
                 '/registration.v1.RegistrationService/GetRegistration',
                 request_serializer=registration_dot_v1_dot_registration__pb2.GetRegistrationRequest.SerializeToString,
                 response_deserializer=registration_dot_v1_dot_registration__pb2.GetRegistrationResponse.FromString,
+                _registered_method=True)
+        self.Authenticate = channel.unary_unary(
+                '/registration.v1.RegistrationService/Authenticate',
+                request_serializer=registration_dot_v1_dot_registration__pb2.AuthenticateRequest.SerializeToString,
+                response_deserializer=registration_dot_v1_dot_registration__pb2.AuthenticateResponse.FromString,
+                _registered_method=True)
+        self.RequestPasswordReset = channel.unary_unary(
+                '/registration.v1.RegistrationService/RequestPasswordReset',
+                request_serializer=registration_dot_v1_dot_registration__pb2.RequestPasswordResetRequest.SerializeToString,
+                response_deserializer=registration_dot_v1_dot_registration__pb2.RequestPasswordResetResponse.FromString,
+                _registered_method=True)
+        self.ResetPassword = channel.unary_unary(
+                '/registration.v1.RegistrationService/ResetPassword',
+                request_serializer=registration_dot_v1_dot_registration__pb2.ResetPasswordRequest.SerializeToString,
+                response_deserializer=registration_dot_v1_dot_registration__pb2.ResetPasswordResponse.FromString,
+                _registered_method=True)
+        self.NotifyEnrollment = channel.unary_unary(
+                '/registration.v1.RegistrationService/NotifyEnrollment',
+                request_serializer=registration_dot_v1_dot_registration__pb2.NotifyEnrollmentRequest.SerializeToString,
+                response_deserializer=registration_dot_v1_dot_registration__pb2.NotifyEnrollmentResponse.FromString,
+                _registered_method=True)
+        self.GetNotification = channel.unary_unary(
+                '/registration.v1.RegistrationService/GetNotification',
+                request_serializer=registration_dot_v1_dot_registration__pb2.GetNotificationRequest.SerializeToString,
+                response_deserializer=registration_dot_v1_dot_registration__pb2.GetNotificationResponse.FromString,
                 _registered_method=True)
 
 
@@ -70,8 +100,57 @@ class RegistrationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResendVerificationEmail(self, request, context):
+        """Sends a new verification email whose link replaces the previous one (the old link stops
+        working). The workflow enforces a cooldown between emails and a limit on resends; the
+        verification deadline does not move.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetRegistration(self, request, context):
         """The current state of a registration, with the delivery status of its emails.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Authenticate(self, request, context):
+        """Signs in: succeeds only for an ACTIVE account with the right password. A wrong password
+        and an unknown address get the same UNAUTHENTICATED answer; repeated failures for one
+        address are throttled (RESOURCE_EXHAUSTED, SIGN_IN_THROTTLED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestPasswordReset(self, request, context):
+        """Emails a single-use link to choose a new password if the address has an active account.
+        Answers OK the same way whether or not it has one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetPassword(self, request, context):
+        """Sets a new password with the token from the reset link; the token then stops working and
+        a "your password was changed" email follows. It does not sign the user in.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def NotifyEnrollment(self, request, context):
+        """Tells the organizer by email that an enrollment (an order) succeeded. The same order
+        delivered again answers OK with the same notification id and sends no second email.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNotification(self, request, context):
+        """A notification and the delivery status of its email.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -90,10 +169,40 @@ def add_RegistrationServiceServicer_to_server(servicer, server):
                     request_deserializer=registration_dot_v1_dot_registration__pb2.VerifyEmailRequest.FromString,
                     response_serializer=registration_dot_v1_dot_registration__pb2.VerifyEmailResponse.SerializeToString,
             ),
+            'ResendVerificationEmail': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResendVerificationEmail,
+                    request_deserializer=registration_dot_v1_dot_registration__pb2.ResendVerificationEmailRequest.FromString,
+                    response_serializer=registration_dot_v1_dot_registration__pb2.ResendVerificationEmailResponse.SerializeToString,
+            ),
             'GetRegistration': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRegistration,
                     request_deserializer=registration_dot_v1_dot_registration__pb2.GetRegistrationRequest.FromString,
                     response_serializer=registration_dot_v1_dot_registration__pb2.GetRegistrationResponse.SerializeToString,
+            ),
+            'Authenticate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Authenticate,
+                    request_deserializer=registration_dot_v1_dot_registration__pb2.AuthenticateRequest.FromString,
+                    response_serializer=registration_dot_v1_dot_registration__pb2.AuthenticateResponse.SerializeToString,
+            ),
+            'RequestPasswordReset': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestPasswordReset,
+                    request_deserializer=registration_dot_v1_dot_registration__pb2.RequestPasswordResetRequest.FromString,
+                    response_serializer=registration_dot_v1_dot_registration__pb2.RequestPasswordResetResponse.SerializeToString,
+            ),
+            'ResetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPassword,
+                    request_deserializer=registration_dot_v1_dot_registration__pb2.ResetPasswordRequest.FromString,
+                    response_serializer=registration_dot_v1_dot_registration__pb2.ResetPasswordResponse.SerializeToString,
+            ),
+            'NotifyEnrollment': grpc.unary_unary_rpc_method_handler(
+                    servicer.NotifyEnrollment,
+                    request_deserializer=registration_dot_v1_dot_registration__pb2.NotifyEnrollmentRequest.FromString,
+                    response_serializer=registration_dot_v1_dot_registration__pb2.NotifyEnrollmentResponse.SerializeToString,
+            ),
+            'GetNotification': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNotification,
+                    request_deserializer=registration_dot_v1_dot_registration__pb2.GetNotificationRequest.FromString,
+                    response_serializer=registration_dot_v1_dot_registration__pb2.GetNotificationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -161,6 +270,33 @@ class RegistrationService:
             _registered_method=True)
 
     @staticmethod
+    def ResendVerificationEmail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registration.v1.RegistrationService/ResendVerificationEmail',
+            registration_dot_v1_dot_registration__pb2.ResendVerificationEmailRequest.SerializeToString,
+            registration_dot_v1_dot_registration__pb2.ResendVerificationEmailResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetRegistration(request,
             target,
             options=(),
@@ -177,6 +313,141 @@ class RegistrationService:
             '/registration.v1.RegistrationService/GetRegistration',
             registration_dot_v1_dot_registration__pb2.GetRegistrationRequest.SerializeToString,
             registration_dot_v1_dot_registration__pb2.GetRegistrationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Authenticate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registration.v1.RegistrationService/Authenticate',
+            registration_dot_v1_dot_registration__pb2.AuthenticateRequest.SerializeToString,
+            registration_dot_v1_dot_registration__pb2.AuthenticateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestPasswordReset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registration.v1.RegistrationService/RequestPasswordReset',
+            registration_dot_v1_dot_registration__pb2.RequestPasswordResetRequest.SerializeToString,
+            registration_dot_v1_dot_registration__pb2.RequestPasswordResetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registration.v1.RegistrationService/ResetPassword',
+            registration_dot_v1_dot_registration__pb2.ResetPasswordRequest.SerializeToString,
+            registration_dot_v1_dot_registration__pb2.ResetPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def NotifyEnrollment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registration.v1.RegistrationService/NotifyEnrollment',
+            registration_dot_v1_dot_registration__pb2.NotifyEnrollmentRequest.SerializeToString,
+            registration_dot_v1_dot_registration__pb2.NotifyEnrollmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNotification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registration.v1.RegistrationService/GetNotification',
+            registration_dot_v1_dot_registration__pb2.GetNotificationRequest.SerializeToString,
+            registration_dot_v1_dot_registration__pb2.GetNotificationResponse.FromString,
             options,
             channel_credentials,
             insecure,

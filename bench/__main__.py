@@ -1,0 +1,509 @@
+"""The benchmark: the service measured against bare Temporal in the same run (`make bench`).
+
+    python -m bench [--registrations 1000] [--pending 10000] [--calls 300] [--quick]
+
+Starts the real stack (Temporal dev server, worker, gRPC server, SMTP sink, SQLite) and a
+bare worker beside it with the same settings, then measures:
+
+1. RegisterUser latency p50/p95/p99 at 1, 16 and 64 concurrent clients, beside a bare
+   `client.start_workflow` of an empty workflow at the same concurrency, and one argon2id hash.
+2. End-to-end throughput: RegisterUser → the verification email in the SMTP sink →
+   VerifyEmail → ACTIVE, for N registrations, beside a bare workflow of the same shape (four
+   activities, an update) run by the same worker settings; the ratio ours / bare.
+3. Scale of waiting: P registrations pending at once: worker and dev server memory (RSS), and
+   GetRegistration latency while they wait.
+
+Reports a table on the terminal, bench/results/bench-<time>.json and a .png chart, and whether
+each target holds. Every phase also checks that no registration was lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email
+import email.policy
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import grpc
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+from temporalio.client import Client
+from tqdm import tqdm
+
+from bench.bare import BareRegistrationWorkflow, EmptyWorkflow
+from bench.report import write_chart, write_table
+from registration.db import User, build_engine
+from registration.devstack import DevStack, isolated_env
+from registration.passwords import build_password_hasher
+from registration.settings import Settings
+from registration.smtp_sink import first_link
+from registration.status import RegistrationStatus
+from registration.temporal_connect import connect_temporal
+from registration.v1 import registration_pb2 as pb
+from registration.v1 import registration_pb2_grpc as pb_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PASSWORD = "correct horse battery staple"
+CONCURRENCY = (1, 16, 64)
+SENDS_PER_SECOND = 1000.0
+T = TypeVar("T")
+
+
+@dataclass
+class Latency:
+    n: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @staticmethod
+    def of(seconds: list[float]) -> Latency:
+        ordered = sorted(seconds)
+        if not ordered:  # every call failed: no figure, and no target met on it
+            return Latency(0, float("nan"), float("nan"), float("nan"))
+
+        def at(q: float) -> float:
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+        return Latency(len(ordered), at(0.50), at(0.95), at(0.99))
+
+
+@dataclass
+class Results:
+    started_at: str
+    machine: str
+    settings: dict[str, Any]
+    argon2: Latency | None = None
+    register_user: dict[int, Latency] = field(default_factory=dict)
+    bare_start_workflow: dict[int, Latency] = field(default_factory=dict)
+    end_to_end: dict[str, Any] = field(default_factory=dict)
+    pending: dict[str, Any] = field(default_factory=dict)
+    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lost_or_duplicated: list[str] = field(default_factory=list)
+    # Calls that failed, by "phase: gRPC code"; a phase that could not finish, with its error.
+    failed_calls: dict[str, int] = field(default_factory=dict)
+    unfinished_phases: dict[str, str] = field(default_factory=dict)
+
+
+async def timed_calls(
+    call: Callable[[int], Awaitable[object]],
+    total: int,
+    concurrency: int,
+    label: str,
+    failed: dict[str, int] | None = None,
+) -> list[float]:
+    """Runs `call(i)` for i in range(total), `concurrency` at a time; the seconds of each call
+    that succeeded. With `failed`, a call that fails with a gRPC error is counted there under
+    "label: CODE" instead of ending the run."""
+    durations: list[float] = []
+    gate = asyncio.Semaphore(concurrency)
+    bar = tqdm(total=total, desc=label, unit="call", leave=False)
+
+    async def one(i: int) -> None:
+        async with gate:
+            started = time.perf_counter()
+            try:
+                await call(i)
+            except grpc.aio.AioRpcError as err:
+                if failed is None:
+                    raise
+                key = f"{label}: {err.code().name}"
+                failed[key] = failed.get(key, 0) + 1
+            else:
+                durations.append(time.perf_counter() - started)
+            bar.update()
+
+    await asyncio.gather(*(one(i) for i in range(total)))
+    bar.close()
+    return durations
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+class Mailbox:
+    """The verification tokens the SMTP sink has received, by recipient, as they arrive."""
+
+    def __init__(self, mail_dir: Path) -> None:
+        self._dir = mail_dir
+        self._seen: set[str] = set()
+        self._tokens: dict[str, str] = {}
+        self._waiting: dict[str, asyncio.Future[str]] = {}
+
+    def count(self) -> int:
+        return len(self._seen)
+
+    async def token_for(self, address: str) -> str:
+        if address in self._tokens:
+            return self._tokens[address]
+        future = self._waiting.setdefault(address, asyncio.get_running_loop().create_future())
+        return await future
+
+    async def watch(self) -> None:
+        while True:
+            for recipient, token in await asyncio.to_thread(self._scan):
+                self._tokens[recipient] = token
+                waiting = self._waiting.pop(recipient, None)
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(token)
+            await asyncio.sleep(0.05)
+
+    def _scan(self) -> list[tuple[str, str]]:
+        """(recipient, token) of the messages not seen before."""
+        found = []
+        for path in self._dir.glob("*.eml") if self._dir.exists() else []:
+            if path.name in self._seen:
+                continue
+            self._seen.add(path.name)
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            assert isinstance(message, EmailMessage)
+            link = first_link(message)
+            if link:
+                found.append((str(message["To"]), parse_qs(urlsplit(link).query)["token"][0]))
+        return found
+
+
+def count_messages(mail_dir: Path) -> int:
+    return sum(1 for _ in mail_dir.glob("*.eml")) if mail_dir.exists() else 0
+
+
+class Bench:
+    def __init__(self, stack: DevStack, env: dict[str, str], bare_queue: str) -> None:
+        self.stack = stack
+        self.env = env
+        self.bare_queue = bare_queue
+        self.send_queue = f"{bare_queue}-send"
+        self.engine = build_engine(env["DATABASE_URL"])
+        self.mailbox = Mailbox(Path(env["MAIL_DIR"]))
+        self.run = uuid.uuid4().hex[:6]
+
+    async def setup(self) -> None:
+        self.channel = grpc.aio.insecure_channel(self.env["GRPC_ADDRESS"])
+        self.stub = pb_grpc.RegistrationServiceStub(self.channel)
+        self.client: Client = await connect_temporal(
+            Settings(
+                temporal_address=self.env["TEMPORAL_ADDRESS"],
+                payload_keys_file=Path(self.env["PAYLOAD_KEYS_FILE"]),
+            )
+        )
+        self.bare_client = await Client.connect(self.env["TEMPORAL_ADDRESS"])
+
+    def address(self, phase: str, i: int) -> str:
+        return f"{phase}-{self.run}-{i}@example.com"
+
+    async def register(self, address: str) -> str:
+        reply = await self.stub.RegisterUser(
+            pb.RegisterUserRequest(email=address, password=PASSWORD), timeout=120
+        )
+        return str(reply.registration_id)
+
+    def users_matching(self, prefix: str) -> dict[RegistrationStatus, int]:
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(User.status, func.count())
+                .where(col(User.email).startswith(prefix))
+                .group_by(User.status)
+            ).all()
+        return {RegistrationStatus(status): count for status, count in rows}
+
+    # Phase 1 ----------------------------------------------------------------------------------
+
+    async def latency(self, results: Results, calls: int) -> None:
+        hasher = build_password_hasher(Settings(_env_file=None))
+        hashes = []
+        for _ in tqdm(range(30), desc="argon2id hash", leave=False):
+            started = time.perf_counter()
+            hasher.hash(PASSWORD)
+            hashes.append(time.perf_counter() - started)
+        results.argon2 = Latency.of(hashes)
+
+        for concurrency in CONCURRENCY:
+            total = calls if concurrency > 1 else max(50, calls // 3)
+            phase = f"lat{concurrency}"
+            ours = await timed_calls(
+                lambda i, phase=phase: self.register(self.address(phase, i)),  # type: ignore[misc]
+                total,
+                concurrency,
+                f"RegisterUser x{concurrency}",
+            )
+            results.register_user[concurrency] = Latency.of(ours)
+            bare = await timed_calls(
+                lambda i: self.bare_client.start_workflow(
+                    EmptyWorkflow.run, id=f"empty-{uuid.uuid4().hex}", task_queue=self.bare_queue
+                ),
+                total,
+                concurrency,
+                f"bare start_workflow x{concurrency}",
+            )
+            results.bare_start_workflow[concurrency] = Latency.of(bare)
+            await self.settle(
+                f"{phase}-{self.run}-", total, RegistrationStatus.PENDING_VERIFICATION
+            )
+            self.check(
+                results, f"{phase}-{self.run}-", total, RegistrationStatus.PENDING_VERIFICATION
+            )
+
+    async def settle(self, prefix: str, total: int, status: RegistrationStatus) -> None:
+        """Waits (a while, longer for more) until the worker has written every registration
+        of a phase."""
+        deadline = time.monotonic() + max(300, total / 5)
+        while time.monotonic() < deadline:
+            written = await asyncio.to_thread(self.users_matching, prefix)
+            if written.get(status, 0) >= total:
+                return
+            await asyncio.sleep(0.5)
+
+    def check(self, results: Results, prefix: str, total: int, status: RegistrationStatus) -> None:
+        found = self.users_matching(prefix)
+        if found != {status: total}:
+            results.lost_or_duplicated.append(
+                f"{prefix}*: expected {total} {status.value}, found "
+                f"{ {s.value: n for s, n in found.items()} }"
+            )
+
+    # Phase 2 ----------------------------------------------------------------------------------
+
+    async def end_to_end(self, results: Results, registrations: int) -> None:
+        watcher = asyncio.create_task(self.mailbox.watch())
+
+        async def ours(i: int) -> None:
+            address = self.address("e2e", i)
+            await self.register(address)
+            token = await self.mailbox.token_for(address)
+            verified = await self.stub.VerifyEmail(pb.VerifyEmailRequest(token=token), timeout=120)
+            assert verified.status == pb.REGISTRATION_STATUS_ACTIVE
+
+        async def bare(_: int) -> None:
+            handle = await self.bare_client.start_workflow(
+                BareRegistrationWorkflow.run,
+                args=[self.send_queue, 86400.0],
+                id=f"bare-{uuid.uuid4().hex}",
+                task_queue=self.bare_queue,
+            )
+            assert await handle.execute_update(BareRegistrationWorkflow.verify) == "ACTIVE"
+
+        started = time.perf_counter()
+        ours_each = await timed_calls(ours, registrations, 64, "end to end (ours)")
+        ours_seconds = time.perf_counter() - started
+        watcher.cancel()
+        started = time.perf_counter()
+        bare_each = await timed_calls(bare, registrations, 64, "end to end (bare)")
+        bare_seconds = time.perf_counter() - started
+        ours_rate, bare_rate = registrations / ours_seconds, registrations / bare_seconds
+        results.end_to_end = {
+            "registrations": registrations,
+            "in_flight": 64,
+            "ours_per_second": round(ours_rate, 1),
+            "bare_per_second": round(bare_rate, 1),
+            "ratio": round(ours_rate / bare_rate, 2),
+            "ours_each": asdict(Latency.of(ours_each)),
+            "bare_each": asdict(Latency.of(bare_each)),
+        }
+        self.check(results, f"e2e-{self.run}-", registrations, RegistrationStatus.ACTIVE)
+
+    # Phase 3 ----------------------------------------------------------------------------------
+
+    async def pending(self, results: Results, count: int) -> None:
+        prefix = f"pending-{self.run}-"
+        ids: list[str] = []
+
+        async def register(i: int) -> None:
+            ids.append(await self.register(self.address("pending", i)))
+
+        started = time.perf_counter()
+        await timed_calls(
+            register, count, 64, f"{count} registrations pending", results.failed_calls
+        )
+        await self.settle(prefix, count, RegistrationStatus.PENDING_VERIFICATION)
+        registered_seconds = time.perf_counter() - started
+        await self.emails_out(count)
+        self.check(results, prefix, len(ids), RegistrationStatus.PENDING_VERIFICATION)
+
+        lookups = await timed_calls(
+            lambda _: self.stub.GetRegistration(
+                pb.GetRegistrationRequest(registration_id=random.choice(ids)), timeout=30
+            ),
+            500,
+            8,
+            "GetRegistration while they wait",
+            results.failed_calls,
+        )
+        running = await self.client.count_workflows(
+            "WorkflowType = 'RegistrationWorkflow' AND ExecutionStatus = 'Running'"
+        )
+        results.pending = {
+            "registrations": count,
+            "seconds_to_register": round(registered_seconds, 1),
+            "running_registration_workflows": running.count,
+            "worker_rss_mib": rss_mib(self.stack.processes["worker"].pid),
+            "dev_server_rss_mib": rss_mib(self.stack.processes["temporal"].pid),
+            "get_registration": asdict(Latency.of(lookups)),
+        }
+
+    async def emails_out(self, count: int) -> None:
+        """Waits until the verification emails of the pending phase have gone out."""
+        deadline = time.monotonic() + max(900, count / 5)
+        mail_dir = Path(self.env["MAIL_DIR"])
+        bar = tqdm(total=count, desc="their verification emails", leave=False)
+        seen = 0
+        while time.monotonic() < deadline:
+            now = await asyncio.to_thread(count_messages, mail_dir)
+            bar.update(max(0, min(now, count) - seen))
+            seen = max(seen, min(now, count))
+            if now >= count:
+                break
+            await asyncio.sleep(1)
+        bar.close()
+
+
+def judge(results: Results) -> None:
+    """Whether each target of the issue holds, with the figures it rests on."""
+    if results.argon2 and 16 in results.register_user:
+        limit = 2 * (results.bare_start_workflow[16].p99_ms + results.argon2.p99_ms)
+        results.targets["RegisterUser p99 at 16 <= 2 x (bare start_workflow p99 + argon2)"] = {
+            "value_ms": results.register_user[16].p99_ms,
+            "limit_ms": round(limit, 1),
+            "holds": results.register_user[16].p99_ms <= limit,
+        }
+    if results.end_to_end:
+        results.targets["end-to-end throughput >= 0.8 x bare"] = {
+            "value": results.end_to_end["ratio"],
+            "limit": 0.8,
+            "holds": results.end_to_end["ratio"] >= 0.8,
+        }
+    if results.pending:
+        results.targets["worker RSS <= 300 MiB with the registrations pending"] = {
+            "value_mib": results.pending["worker_rss_mib"],
+            "limit_mib": 300,
+            "holds": results.pending["worker_rss_mib"] <= 300,
+        }
+        p99 = results.pending["get_registration"]["p99_ms"]
+        results.targets["GetRegistration p99 <= 50 ms while they wait"] = {
+            "value_ms": p99,
+            "limit_ms": 50,
+            "holds": p99 <= 50,
+        }
+    results.targets["no registration lost or duplicated"] = {
+        "value": len(results.lost_or_duplicated),
+        "holds": not results.lost_or_duplicated,
+    }
+    results.targets["every phase finished"] = {
+        "value": sorted(results.unfinished_phases) or "all",
+        "holds": not results.unfinished_phases,
+    }
+
+
+async def bench(args: argparse.Namespace) -> Results:
+    folder = Path(tempfile.mkdtemp(prefix="registration-bench-"))
+    env = {
+        **isolated_env(folder),
+        **({"DATABASE_URL": args.database_url} if args.database_url else {}),
+        "WORKER_METRICS_ADDRESS": "",
+        "SERVER_METRICS_ADDRESS": "",
+        "EMAIL_SENDS_PER_SECOND": str(SENDS_PER_SECOND),
+        "LOG_LEVEL": "WARNING",
+    }
+    results = Results(
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        machine=f"{os.cpu_count()} cores",
+        settings={
+            "EMAIL_SENDS_PER_SECOND": SENDS_PER_SECOND,
+            "database": "PostgreSQL" if args.database_url else "SQLite",
+            "registrations": args.registrations,
+            "pending": args.pending,
+            "calls_per_level": args.calls,
+        },
+    )
+    stack = DevStack(var_dir=folder, env=env, ui_port=None, log_dir=folder / "logs")
+    bare_queue = f"bare-{uuid.uuid4().hex[:6]}"
+    stack.start_all()
+    stack._spawn(
+        "bare-worker",
+        [
+            sys.executable, "-m", "bench.bare", env["TEMPORAL_ADDRESS"], bare_queue,
+            f"{bare_queue}-send", str(SENDS_PER_SECOND),
+        ],
+    )  # fmt: skip
+    try:
+        run = Bench(stack, env, bare_queue)
+        await run.setup()
+        phases: dict[str, Callable[[], Awaitable[None]]] = {
+            "latency": lambda: run.latency(results, args.calls),
+            "throughput": lambda: run.end_to_end(results, args.registrations),
+            "pending": lambda: run.pending(results, args.pending),
+        }
+        for name, phase in phases.items():
+            if name not in args.phases:
+                continue
+            try:
+                await phase()
+            except (grpc.aio.AioRpcError, AssertionError, TimeoutError) as err:
+                # The figures of the other phases still count; this one is reported unfinished.
+                results.unfinished_phases[name] = f"{type(err).__name__}: {err}"[:500]
+    finally:
+        stack.stop_all()
+    judge(results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--registrations", type=int, default=1000, help="end to end (1000)")
+    parser.add_argument("--pending", type=int, default=10000, help="waiting at once (10000)")
+    parser.add_argument("--calls", type=int, default=300, help="calls per latency level (300)")
+    parser.add_argument(
+        "--phases",
+        default="latency,throughput,pending",
+        help="which phases, comma-separated (default: all)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes: a check that the benchmark runs"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS, help="folder of the results")
+    parser.add_argument(
+        "--database-url",
+        help="an empty database to use instead of a SQLite file (migrated by the run)",
+    )
+    args = parser.parse_args(argv)
+    args.phases = set(args.phases.split(","))
+    if args.quick:
+        args.registrations, args.pending, args.calls = 20, 40, 20
+    results = asyncio.run(bench(args))
+    args.output.mkdir(parents=True, exist_ok=True)
+    stem = args.output / f"bench-{results.started_at.replace(':', '')}"
+    Path(f"{stem}.json").write_text(json.dumps(asdict(results), indent=2, default=str))
+    write_chart(results, Path(f"{stem}.png"))
+    print(write_table(results))
+    print(f"results: {stem}.json, {stem}.png")
+    for phase, error in results.unfinished_phases.items():
+        print(f"phase {phase} did not finish: {error}")
+    for what, count in results.failed_calls.items():
+        print(f"failed calls: {what} x{count}")
+    whole = all(
+        results.targets[t]["holds"]
+        for t in ("no registration lost or duplicated", "every phase finished")
+    )
+    sys.exit(0 if whole else 1)
+
+
+if __name__ == "__main__":
+    main()
