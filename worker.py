@@ -121,6 +121,7 @@ def build_workers(client: Client, settings: Settings, activities: Activities) ->
                 reset.complete_password_reset,
                 reset.expire_password_reset,
             ],
+            max_cached_workflows=settings.worker_max_cached_workflows,
             graceful_shutdown_timeout=SHUTDOWN_GRACE,
         ),
         Worker(
@@ -141,6 +142,7 @@ def build_workers(client: Client, settings: Settings, activities: Activities) ->
                 registration.record_delivery_failure,
             ],
             max_task_queue_activities_per_second=settings.notification_sends_per_second,
+            max_cached_workflows=settings.worker_max_cached_workflows,
             graceful_shutdown_timeout=SHUTDOWN_GRACE,
         ),
     ]

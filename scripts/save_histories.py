@@ -2,23 +2,24 @@
 (tests/workflows/test_replay.py) that fails when a code change would break a workflow already
 in flight.
 
-    .venv/bin/python scripts/save_histories.py
+    .venv/bin/python scripts/save_histories.py [--suffix .after-some-change]
 
 It runs the real stack (Temporal dev server, worker, gRPC servers, SMTP sink, SQLite) in a
 temporary folder with short timings and drives each scenario through gRPC: a registration
 verified, one expired (after its reminder), one resent, one whose email failed and was resent,
 a password reset used, one expired, one for an address without an account, an enrollment
 notification, and a registration-attempt notice. Payloads are encrypted with the test-only
-key in tests/histories/payload.keys. Run it again when a workflow gains a new path; keep the
-old histories (they are what running workflows look like).
+key in tests/histories/payload.keys. Run it again when a workflow gains a new path, with a
+--suffix so the new files sit beside the old ones: keep the old histories (they are what
+running workflows look like).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import email
 import email.policy
-import sys
 import tempfile
 import time
 import uuid
@@ -66,7 +67,7 @@ def token(message: EmailMessage) -> str:
     return parse_qs(urlsplit(link).query)["token"][0]
 
 
-async def main() -> None:
+async def main(suffix: str) -> None:
     var_dir = Path(tempfile.mkdtemp(prefix="histories-"))
     keys = (HISTORIES / "payload.keys").read_text()
     (var_dir / "payload.keys").write_text(keys)
@@ -92,13 +93,15 @@ async def main() -> None:
         "server-hidden", {"GRPC_ADDRESS": hidden_address, "PREVENT_ENUMERATION": "true"}
     )
     try:
-        saved = await _scenarios(stack, env["GRPC_ADDRESS"], hidden_address)
+        saved = await _scenarios(stack, env["GRPC_ADDRESS"], hidden_address, suffix)
     finally:
         stack.stop_all()
-    print("\n".join(f"saved tests/histories/{name}.json" for name in saved))
+    print("\n".join(f"saved tests/histories/{name}{suffix}.json" for name in saved))
 
 
-async def _scenarios(stack: DevStack, grpc_address: str, hidden_address: str) -> list[str]:
+async def _scenarios(
+    stack: DevStack, grpc_address: str, hidden_address: str, suffix: str
+) -> list[str]:
     mail = Path(stack.env["MAIL_DIR"])
     run = uuid.uuid4().hex[:6]
     workflow_ids: dict[str, str] = {}
@@ -202,14 +205,19 @@ async def _scenarios(stack: DevStack, grpc_address: str, hidden_address: str) ->
         handle = client.get_workflow_handle(workflow_id, run_id=run_id)
         await handle.result()  # closed: the history is whole
         history = await handle.fetch_history()
-        (HISTORIES / f"{name}.json").write_text(history.to_json())
+        (HISTORIES / f"{name}{suffix}.json").write_text(history.to_json())
     # The "password changed" email of the used reset, sent by a workflow of its own.
     [changed] = [w async for w in client.list_workflows("WorkflowType = 'AccountEmailWorkflow'")]
     account_email = client.get_workflow_handle(changed.id)
     await account_email.result()
-    (HISTORIES / "account_email.json").write_text((await account_email.fetch_history()).to_json())
+    history = await account_email.fetch_history()
+    (HISTORIES / f"account_email{suffix}.json").write_text(history.to_json())
     return [*runs, "account_email"]
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--suffix", default="", help="added to each file's name, e.g. .after-some-change"
+    )
+    asyncio.run(main(parser.parse_args().suffix))

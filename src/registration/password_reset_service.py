@@ -39,6 +39,7 @@ from registration.identifiers import (
     password_reset_workflow_id,
     workflow_id_for_reset,
 )
+from registration.passwords import in_hashing_thread
 from registration.reset_repository import PasswordResetRepository, ResetRecord
 from registration.settings import Settings
 from registration.status import PasswordResetStatus
@@ -122,7 +123,7 @@ class PasswordResetService:
         )
         if problem is not None:
             raise InvalidArgument([for_field(problem, "new_password") or problem])
-        password_hash = await asyncio.to_thread(self._hasher.hash, new_password)
+        password_hash = await in_hashing_thread(self._hasher.hash, new_password)
 
         handle = self._client.get_workflow_handle(workflow_id_for_reset(record.reset_id))
         try:

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
 from argon2 import PasswordHasher, Type
 
 from registration.settings import Settings
+
+T = TypeVar("T")
+
+# argon2 is slow on purpose and CPU-bound: it gets threads of its own, one per core, so hashes
+# queue behind each other instead of taking the shared threads that database calls wait for.
+_HASHING = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="argon2")
 
 
 def build_password_hasher(settings: Settings) -> PasswordHasher:
@@ -14,3 +26,8 @@ def build_password_hasher(settings: Settings) -> PasswordHasher:
         parallelism=settings.argon2_parallelism,
         type=Type.ID,
     )
+
+
+async def in_hashing_thread(call: Callable[..., T], *args: object) -> T:
+    """Runs a hash or a verification off the event loop, on the hashing threads."""
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, call, *args)

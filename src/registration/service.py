@@ -45,6 +45,7 @@ from registration.identifiers import (
     workflow_id_for_email_key,
     workflow_id_for_registration,
 )
+from registration.passwords import in_hashing_thread
 from registration.repository import DeliveryRecord, RegistrationRecord, RegistrationRepository
 from registration.settings import Settings
 from registration.status import RegistrationStatus
@@ -241,7 +242,7 @@ class RegistrationService:
 
     async def _hash(self, password: str) -> str:
         # argon2 is deliberately slow; off the event loop it does not stall other calls.
-        return await asyncio.to_thread(self._hasher.hash, password)
+        return await in_hashing_thread(self._hasher.hash, password)
 
     async def _address_taken(self, normalized: str, key: str) -> Registered:
         """ALREADY_EXISTS; or, with PREVENT_ENUMERATION, the answer a new address gets, while

@@ -89,6 +89,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Most notification send attempts per second across all workers.",
     )
+    worker_max_cached_workflows: int = Field(
+        250,
+        ge=0,
+        description="Workflows a worker keeps in memory between their tasks; one not kept is "
+        "replayed from its history when its next task comes. Fewer: less memory; more: fewer "
+        "replays.",
+    )
     temporal_connect_timeout: Duration = Field(
         timedelta(seconds=30),
         description="How long server and worker keep retrying to reach Temporal at start.",

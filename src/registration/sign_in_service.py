@@ -8,7 +8,6 @@ password learns that an account is not verified yet.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from registration.errors import (
     Unauthenticated,
 )
 from registration.identifiers import email_key
+from registration.passwords import in_hashing_thread
 from registration.repository import Credentials, RegistrationRepository
 from registration.settings import Settings
 from registration.status import RegistrationStatus
@@ -80,7 +80,7 @@ class SignInService:
 
         credentials = await in_thread(self._repository.find_credentials, email=normalized)
         stored = credentials.password_hash if credentials is not None else self._dummy_hash
-        if not await asyncio.to_thread(self._matches, stored, password) or credentials is None:
+        if not await in_hashing_thread(self._matches, stored, password) or credentials is None:
             locked = await in_thread(
                 self._throttle.record_failure,
                 email_key=key,
@@ -119,7 +119,7 @@ class SignInService:
         password is at hand."""
         if not self._hasher.check_needs_rehash(credentials.password_hash):
             return
-        stronger = await asyncio.to_thread(self._hasher.hash, password)
+        stronger = await in_hashing_thread(self._hasher.hash, password)
         replaced = await in_thread(
             self._repository.replace_password_hash,
             registration_id=credentials.registration_id,

@@ -80,3 +80,23 @@ def test_the_histories_took_the_paths_they_are_named_for() -> None:
     assert "complete_password_reset" in by_name["password_reset_used"]
     assert "expire_password_reset" in by_name["password_reset_expired"]
     assert by_name["password_reset_no_account"] == ["open_password_reset"]
+
+
+def marker_names(path: Path) -> list[str]:
+    return [
+        str(event["markerRecordedEventAttributes"]["markerName"])  # type: ignore[index]
+        for event in events(path)
+        if "markerRecordedEventAttributes" in event
+    ]
+
+
+def test_since_the_patch_the_database_steps_are_local_activities() -> None:
+    """The histories saved before `database-steps-as-local-activities` ran the database steps
+    as activities (above); those saved after it run them as local activities: markers in the
+    history, and only the sends left as activities. Both kinds replay."""
+    verified = HISTORIES / "registration_verified.local-database-steps.json"
+    assert activity_types(verified) == ["send_email", "send_email"]
+    assert marker_names(verified).count("core_local_activity") == 2  # persist, activate
+    reset = HISTORIES / "password_reset_used.local-database-steps.json"
+    assert not {"open_password_reset", "complete_password_reset"} & set(activity_types(reset))
+    assert "core_local_activity" in marker_names(reset)
