@@ -1,5 +1,5 @@
-# The image of the service's own processes: the gRPC server, the worker, the codec endpoint
-# and the migration step (docker-compose.yml runs each with its own command).
+# The image of the service's own processes: the gRPC server, the worker, the codec endpoint,
+# the web pages and the migration step (docker-compose.yml runs each with its own command).
 FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -1,12 +1,12 @@
 """The baseline the benchmark holds the service against: bare Temporal, in the same run, with
-the same worker settings.
+the same worker settings (send rate, workflow cache size).
 
 - EmptyWorkflow: what a bare `client.start_workflow` costs.
 - BareRegistrationWorkflow: a registration's shape without the work: the same four activities
   (two on a send queue of their own, rate-limited alike), one update, a timeout; no database,
   no SMTP, no hashing.
 
-    python -m bench.bare TEMPORAL_ADDRESS TASK_QUEUE SEND_QUEUE SENDS_PER_SECOND
+    python -m bench.bare TEMPORAL_ADDRESS TASK_QUEUE SEND_QUEUE SENDS_PER_SECOND CACHED_WORKFLOWS
 
 runs its worker (as worker.py runs ours).
 """
@@ -76,7 +76,9 @@ class BareRegistrationWorkflow:
         return "ACTIVE"
 
 
-async def run_worker(address: str, task_queue: str, send_queue: str, per_second: float) -> None:
+async def run_worker(
+    address: str, task_queue: str, send_queue: str, per_second: float, cached_workflows: int
+) -> None:
     client = await Client.connect(address)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -88,6 +90,7 @@ async def run_worker(address: str, task_queue: str, send_queue: str, per_second:
                 task_queue=task_queue,
                 workflows=[EmptyWorkflow, BareRegistrationWorkflow],
                 activities=[bare_database_step],
+                max_cached_workflows=cached_workflows,
             ),
             Worker(
                 client,
@@ -102,5 +105,5 @@ async def run_worker(address: str, task_queue: str, send_queue: str, per_second:
 
 
 if __name__ == "__main__":
-    address, task_queue, send_queue, per_second = sys.argv[1:5]
-    asyncio.run(run_worker(address, task_queue, send_queue, float(per_second)))
+    address, task_queue, send_queue, per_second, cached = sys.argv[1:6]
+    asyncio.run(run_worker(address, task_queue, send_queue, float(per_second), int(cached)))

@@ -1,6 +1,7 @@
 """A load run that accounts for every registration (`make load`, or in CI at a smaller size).
 
-    python -m bench.load [--registrations 1000] [--concurrency 32] [--keep]
+    python -m bench.load [--registrations 1000] [--concurrency 32] [--sends-per-second 200]
+                         [--keep]
 
 Starts the real stack in a temporary folder (Temporal dev server, worker, gRPC server, SMTP
 sink, SQLite), registers N addresses through gRPC, verifies half of them with the token read
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import email
 import email.policy
+import shutil
 import sys
 import tempfile
 import time
@@ -271,7 +273,11 @@ async def _account(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.load",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--registrations", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument(
@@ -280,13 +286,17 @@ def main(argv: list[str] | None = None) -> None:
         default=200,
         help="EMAIL_SENDS_PER_SECOND of the worker (default: 200)",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the stack's folder")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the stack's folder (logs, databases, mail)"
+    )
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="registration-load-"))
     outcome = asyncio.run(run(args.registrations, args.concurrency, folder, args.sends_per_second))
     print(outcome.report())
     if args.keep:
         print(f"stack folder: {folder}")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
     sys.exit(1 if outcome.discrepancies else 0)
 
 

@@ -7,11 +7,11 @@ in flight.
 It runs the real stack (Temporal dev server, worker, gRPC servers, SMTP sink, SQLite) in a
 temporary folder with short timings and drives each scenario through gRPC: a registration
 verified, one expired (after its reminder), one resent, one whose email failed and was resent,
-a password reset used, one expired, one for an address without an account, an enrollment
-notification, and a registration-attempt notice. Payloads are encrypted with the test-only
-key in tests/histories/payload.keys. Run it again when a workflow gains a new path, with a
---suffix so the new files sit beside the old ones: keep the old histories (they are what
-running workflows look like).
+a password reset used (and its "password changed" account email), one expired, one for an
+address without an account, an enrollment notification, and a registration-attempt notice.
+Payloads are encrypted with the test-only key in tests/histories/payload.keys. Run it again
+when a workflow gains a new path, with a --suffix so the new files sit beside the old ones:
+keep the old histories (they are what running workflows look like); it never overwrites one.
 """
 
 from __future__ import annotations
@@ -201,6 +201,13 @@ async def _scenarios(
         "registration_attempt_notice": (notice, None),
     }
     HISTORIES.mkdir(exist_ok=True)
+    # Histories already saved are what running workflows look like: never overwritten.
+    taken = [n for n in [*runs, "account_email"] if (HISTORIES / f"{n}{suffix}.json").exists()]
+    if taken:
+        raise SystemExit(
+            f"tests/histories/ already has {', '.join(f'{n}{suffix}.json' for n in taken)}: "
+            "pass a new --suffix (e.g. .after-some-change)"
+        )
     for name, (workflow_id, run_id) in runs.items():
         handle = client.get_workflow_handle(workflow_id, run_id=run_id)
         await handle.result()  # closed: the history is whole
@@ -220,4 +227,5 @@ if __name__ == "__main__":
     parser.add_argument(
         "--suffix", default="", help="added to each file's name, e.g. .after-some-change"
     )
-    asyncio.run(main(parser.parse_args().suffix))
+    suffix = parser.parse_args().suffix
+    asyncio.run(main(suffix))

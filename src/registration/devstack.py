@@ -297,9 +297,10 @@ def stack_env(settings: Settings, var_dir: Path) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m registration.devstack",
-        description="Run the SMTP sink, the codec endpoint, the Temporal dev server and web UI, "
-        "the worker and the gRPC server in the foreground; Ctrl-C stops them all. Other "
-        "settings come from the environment (see the README).",
+        description="Apply pending database migrations, then run the SMTP sink, the codec "
+        "endpoint, the Temporal dev server and web UI, the worker, the gRPC server and the web "
+        "pages in the foreground; Ctrl-C stops them all. Other settings come from the "
+        "environment (see the README).",
     )
     parser.add_argument(
         "--var-dir", type=Path, default=Path("var"), help="state folder (default: var)"

@@ -121,9 +121,9 @@ class Settings(BaseSettings):
     )
     update_timeout: Duration = Field(
         timedelta(seconds=30),
-        description="How long VerifyEmail and ResendVerificationEmail wait for the workflow "
-        "to answer, whatever the client's deadline; past it they answer UNAVAILABLE (safe "
-        "to repeat).",
+        description="How long VerifyEmail, ResendVerificationEmail and ResetPassword wait for "
+        "the workflow to answer (the client's deadline, when shorter, wins); past it they "
+        "answer UNAVAILABLE (safe to repeat).",
     )
 
     # Database
@@ -254,8 +254,9 @@ class Settings(BaseSettings):
     )
     enrollment_subject: str = Field(
         "New enrollment: {{ offering_name }}",
-        description="Subject of the organizer's enrollment email; a Jinja2 template with the "
-        "order's fields (offering_name, enrollee_name, organizer_name, order_id).",
+        description="Subject of the organizer's enrollment email; a Jinja2 template over the "
+        "order's fields (order_id, organizer_email, organizer_name, enrollee_name, "
+        "enrollee_email, offering_name, enrolled_at).",
     )
     enrollment_sender: str | None = Field(
         None,

@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
         RecordNotificationInput,
         SendNotificationInput,
     )
-    from workflows.database_steps import DATABASE_RETRY, DATABASE_TIMEOUT
+    from workflows.database_steps import local_database_step
     from workflows.email_sending import (
         email_activity_options,
         failure_reason,
@@ -56,7 +56,7 @@ class EnrollmentNotificationWorkflow:
         self._publish()
         # Local activities: the database writes run in this worker, outside the task queue's
         # rate limit, which is meant for the sends alone.
-        await workflow.execute_local_activity_method(
+        await local_database_step(
             NotificationActivities.record_notification,
             RecordNotificationInput(
                 notification_id=input.notification_id,
@@ -66,8 +66,6 @@ class EnrollmentNotificationWorkflow:
                 delivery_id=delivery.delivery_id,
                 created_at=input.requested_at,
             ),
-            start_to_close_timeout=DATABASE_TIMEOUT,
-            retry_policy=DATABASE_RETRY,
         )
 
         def waiting_for_template(reason: str) -> None:
@@ -93,7 +91,7 @@ class EnrollmentNotificationWorkflow:
             workflow.logger.warning("notification %s failed: %s", input.notification_id, reason)
             delivery.status = DeliveryStatus.FAILED
             delivery.last_error = reason
-            recorded = await workflow.execute_local_activity_method(
+            recorded = await local_database_step(
                 RegistrationActivities.record_delivery_failure,
                 DeliveryFailedInput(
                     delivery_id=delivery.delivery_id,
@@ -102,8 +100,6 @@ class EnrollmentNotificationWorkflow:
                     kind=EmailKind.ENROLLMENT,
                     error=reason,
                 ),
-                start_to_close_timeout=DATABASE_TIMEOUT,
-                retry_policy=DATABASE_RETRY,
             )
             delivery.attempts = recorded.attempts
             self._publish()

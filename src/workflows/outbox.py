@@ -146,8 +146,8 @@ class Outbox:
         return self.registration_id
 
     async def record_failure(self, delivery: DeliveryState, reason: str) -> None:
-        delivery.status = DeliveryStatus.FAILED
-        delivery.last_error = reason
+        # FAILED only once the database says so: a write cut short (stop_link_sends cancels
+        # the send it belongs to) leaves the delivery PENDING, and stop_link_sends records it.
         recorded = await database_step(
             RegistrationActivities.record_delivery_failure,
             DeliveryFailedInput(
@@ -157,5 +157,7 @@ class Outbox:
                 error=reason,
             ),
         )
+        delivery.status = DeliveryStatus.FAILED
+        delivery.last_error = reason
         delivery.attempts = recorded.attempts
         self._on_change()
