@@ -40,7 +40,6 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
 
 import grpc
 from sqlalchemy import func
@@ -54,7 +53,7 @@ from registration.db import User, build_engine
 from registration.devstack import DevStack, isolated_env
 from registration.passwords import build_password_hasher
 from registration.settings import Settings
-from registration.smtp_sink import first_link
+from registration.smtp_sink import link_token
 from registration.status import RegistrationStatus
 from registration.temporal_connect import connect_temporal
 from registration.v1 import registration_pb2 as pb
@@ -154,9 +153,6 @@ class Mailbox:
         self._tokens: dict[str, str] = {}
         self._waiting: dict[str, asyncio.Future[str]] = {}
 
-    def count(self) -> int:
-        return len(self._seen)
-
     async def token_for(self, address: str) -> str:
         if address in self._tokens:
             return self._tokens[address]
@@ -181,9 +177,9 @@ class Mailbox:
             self._seen.add(path.name)
             message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
             assert isinstance(message, EmailMessage)
-            link = first_link(message)
-            if link:
-                found.append((str(message["To"]), parse_qs(urlsplit(link).query)["token"][0]))
+            token = link_token(message)
+            if token:
+                found.append((str(message["To"]), token))
         return found
 
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import parse_qs, urlsplit
 
 import grpc
 from sqlalchemy.engine import Engine
@@ -38,7 +37,7 @@ from registration.db import User, build_engine
 from registration.devstack import DevStack, isolated_env
 from registration.identifiers import workflow_id_for_registration
 from registration.settings import Settings
-from registration.smtp_sink import first_link
+from registration.smtp_sink import link_token
 from registration.status import RegistrationStatus
 from registration.temporal_connect import connect_temporal
 from registration.v1 import registration_pb2 as pb
@@ -96,11 +95,6 @@ def mailbox(mail_dir: Path) -> dict[str, list[EmailMessage]]:
         assert isinstance(message, EmailMessage)
         by_recipient.setdefault(str(message["To"]), []).append(message)
     return by_recipient
-
-
-def token_in(message: EmailMessage) -> str | None:
-    link = first_link(message)
-    return parse_qs(urlsplit(link).query).get("token", [None])[0] if link else None
 
 
 async def wait_for(done: Callable[[], bool], within: float, what: str) -> bool:
@@ -169,7 +163,7 @@ async def _drive(
         )
         outcome.seconds["until every verification email"] = time.monotonic() - started
 
-        tokens = {a: token_in(m[0]) for a, m in mailbox(mail_dir).items()}
+        tokens = {a: link_token(m[0]) for a, m in mailbox(mail_dir).items()}
 
         def verify(address: str) -> Callable[[], Awaitable[None]]:
             async def job() -> None:

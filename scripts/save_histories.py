@@ -26,17 +26,22 @@ import uuid
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import grpc
 
 from registration.devstack import DevStack, free_port, isolated_env
-from registration.identifiers import email_key, password_reset_workflow_id
+from registration.identifiers import (
+    email_key,
+    password_reset_workflow_id,
+    workflow_id_for_notification,
+    workflow_id_for_registration,
+)
 from registration.settings import Settings
-from registration.smtp_sink import first_link
+from registration.smtp_sink import link_token
 from registration.temporal_connect import connect_temporal
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
+from workflows.registration_attempt import NOTICE_WORKFLOW_ID_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 HISTORIES = ROOT / "tests" / "histories"
@@ -62,9 +67,9 @@ async def until(done: Callable[[], Awaitable[bool]], what: str, within: float = 
 
 
 def token(message: EmailMessage) -> str:
-    link = first_link(message)
-    assert link is not None
-    return parse_qs(urlsplit(link).query)["token"][0]
+    found = link_token(message)
+    assert found is not None, "the email carries no link with a token"
+    return found
 
 
 async def main(suffix: str) -> None:
@@ -125,7 +130,7 @@ async def _scenarios(
             reply = await stub.RegisterUser(
                 pb.RegisterUserRequest(email=address, password=PASSWORD)
             )
-            workflow_ids[name] = f"registration-{reply.registration_id.split('_')[0]}"
+            workflow_ids[name] = workflow_id_for_registration(reply.registration_id)
             return address, reply.registration_id
 
         async def emails(address: str, count: int) -> list[EmailMessage]:
@@ -190,14 +195,14 @@ async def _scenarios(
             )
         )
         await hidden.RegisterUser(pb.RegisterUserRequest(email=verified, password=PASSWORD))
-        notice = f"registration-notice-{email_key(secret, verified)}"
+        notice = NOTICE_WORKFLOW_ID_PREFIX + email_key(secret, verified)
 
     runs = {
         **{name: (wid, None) for name, wid in workflow_ids.items()},
         "password_reset_used": (reset_workflow, used_run),
         "password_reset_expired": (reset_workflow, expired_run),
         "password_reset_no_account": (no_account, None),
-        "enrollment_notification": (f"enrollment-{notified.notification_id}", None),
+        "enrollment_notification": (workflow_id_for_notification(notified.notification_id), None),
         "registration_attempt_notice": (notice, None),
     }
     HISTORIES.mkdir(exist_ok=True)

@@ -26,7 +26,7 @@ from registration.mail import (
     TemplateRenderer,
     message_id_for,
 )
-from registration.repository import DeliveryOwner, RegistrationRepository
+from registration.repository import DeliveryOwner, DeliveryRecord, RegistrationRepository
 from registration.status import DeliveryStatus, EmailKind
 from workflows.contracts import SendEmailResult
 
@@ -80,11 +80,8 @@ class RecordedMailer:
             kind=kind,
             now=utcnow(),
         )
-        if delivery.status is DeliveryStatus.SENT and delivery.sent_at is not None:
-            # An earlier attempt sent it but its completion never reached Temporal.
-            return SendEmailResult(delivery.attempts, delivery.sent_at, delivery.message_id)
-        if delivery.status is DeliveryStatus.FAILED:
-            raise ApplicationError("delivery has already ended", non_retryable=True)
+        if (ended := _outcome_if_ended(delivery)) is not None:
+            return ended
 
         message_id = message_id_for(delivery_id, self._from_email)
         email = await self.render(
@@ -102,10 +99,10 @@ class RecordedMailer:
             message_id=message_id,
             now=utcnow(),
         )
-        if counted.status is not DeliveryStatus.PENDING:
-            # Ended since the first look: the budget ran out or the owner closed it while
-            # this attempt was starting.
-            raise ApplicationError("delivery has already ended", non_retryable=True)
+        # Ended since the first look: an attempt beside this one (a timed-out one still
+        # running) sent it, the budget ran out, or the owner closed it meanwhile.
+        if (ended := _outcome_if_ended(counted)) is not None:
+            return ended
         try:
             await self.deliver(email)
         except ApplicationError as failure:
@@ -199,3 +196,13 @@ async def heartbeating(every: float = 5.0) -> AsyncIterator[None]:
         yield
     finally:
         task.cancel()
+
+
+def _outcome_if_ended(delivery: DeliveryRecord) -> SendEmailResult | None:
+    """None while the delivery is PENDING; once SENT, what that attempt sent (its completion
+    may never have reached Temporal); once FAILED, a non-retryable error."""
+    if delivery.status is DeliveryStatus.SENT and delivery.sent_at is not None:
+        return SendEmailResult(delivery.attempts, delivery.sent_at, delivery.message_id)
+    if delivery.status is not DeliveryStatus.PENDING:
+        raise ApplicationError("delivery has already ended", non_retryable=True)
+    return None

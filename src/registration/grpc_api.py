@@ -121,7 +121,6 @@ def _add_servicer(servicer: RegistrationServicer, server: grpc.aio.Server) -> No
 
 class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
     def __init__(self, services: Services) -> None:
-        self._service = services.registration
         self._services = services
 
     async def RegisterUser(
@@ -130,7 +129,9 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         context: grpc.aio.ServicerContext[pb.RegisterUserRequest, pb.RegisterUserResponse],
     ) -> pb.RegisterUserResponse:
         async def call() -> pb.RegisterUserResponse:
-            result = await self._service.register(email=request.email, password=request.password)
+            result = await self._services.registration.register(
+                email=request.email, password=request.password
+            )
             return pb.RegisterUserResponse(
                 registration_id=result.registration_id,
                 status=_REGISTRATION_STATUS[result.status],
@@ -145,7 +146,7 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         context: grpc.aio.ServicerContext[pb.VerifyEmailRequest, pb.VerifyEmailResponse],
     ) -> pb.VerifyEmailResponse:
         async def call() -> pb.VerifyEmailResponse:
-            result = await self._service.verify(token=request.token)
+            result = await self._services.registration.verify(token=request.token)
             return pb.VerifyEmailResponse(
                 registration_id=result.registration_id,
                 user_id=result.user_id,
@@ -163,7 +164,7 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         ],
     ) -> pb.ResendVerificationEmailResponse:
         async def call() -> pb.ResendVerificationEmailResponse:
-            result = await self._service.resend_verification(
+            result = await self._services.registration.resend_verification(
                 registration_id=request.registration_id
             )
             return pb.ResendVerificationEmailResponse(
@@ -180,7 +181,7 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetRegistrationRequest, pb.GetRegistrationResponse],
     ) -> pb.GetRegistrationResponse:
         async def call() -> pb.GetRegistrationResponse:
-            record = await self._service.get(registration_id=request.registration_id)
+            record = await self._services.registration.get(registration_id=request.registration_id)
             return pb.GetRegistrationResponse(registration=registration_message(record))
 
         return await _answer(context, request, call)

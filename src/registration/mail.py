@@ -18,6 +18,7 @@ from jinja2 import (
     FileSystemLoader,
     PackageLoader,
     StrictUndefined,
+    Template,
     TemplateNotFound,
     TemplateSyntaxError,
     select_autoescape,
@@ -86,6 +87,8 @@ class TemplateRenderer:
             keep_trailing_newline=True,
             auto_reload=True,
         )
+        # Subjects given as settings, compiled once: from_string does not cache.
+        self._from_settings: dict[str, Template] = {}
 
     def render(
         self,
@@ -118,7 +121,9 @@ class TemplateRenderer:
     def _render(self, template: str, values: dict[str, Any], *, source: str | None = None) -> str:
         try:
             if source is not None:
-                return self._env.from_string(source).render(values)
+                if source not in self._from_settings:
+                    self._from_settings[source] = self._env.from_string(source)
+                return self._from_settings[source].render(values)
             return self._env.get_template(template).render(values)
         except TemplateNotFound as err:
             # The missing one may be a template this one includes or extends.

@@ -8,10 +8,10 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from registration.db import EmailDelivery, Notification
-from registration.repository import DeliveryOwner, DeliveryRecord, delivery_record, new_delivery
+from registration.db import Notification
+from registration.repository import DeliveryOwner, DeliveryRecord, deliveries_of, new_delivery
 from registration.status import EmailKind
 
 
@@ -69,16 +69,11 @@ class NotificationRepository:
             notification = session.get(Notification, notification_id)
             if notification is None:
                 return None
-            deliveries = session.exec(
-                select(EmailDelivery)
-                .where(EmailDelivery.notification_id == notification_id)
-                .order_by(col(EmailDelivery.created_at), col(EmailDelivery.id))
-            ).all()
             return NotificationRecord(
                 notification_id=notification.id,
                 kind=notification.kind,
                 order_id=notification.order_id,
                 recipient=notification.recipient,
                 created_at=notification.created_at,
-                deliveries=[delivery_record(d) for d in deliveries],
+                deliveries=deliveries_of(session, DeliveryOwner(notification_id=notification_id)),
             )

@@ -29,11 +29,10 @@ from registration.identifiers import (
     workflow_id_for_notification,
 )
 from registration.notification_repository import NotificationRecord, NotificationRepository
-from registration.service import delivery_from_state
 from registration.settings import Settings
 from registration.validation import for_field, normalize_email, text_violation
 from registration.workflow_settings import email_retry_settings
-from registration.workflow_state import query_state
+from registration.workflow_state import delivery_from_state, query_state
 from workflows.contracts import EnrollmentDetails, EnrollmentNotificationInput, NotificationState
 from workflows.enrollment_notification import EnrollmentNotificationWorkflow
 

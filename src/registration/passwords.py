@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 from argon2 import PasswordHasher, Type
 
 from registration.settings import Settings
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 # argon2 is slow on purpose and CPU-bound: it gets threads of its own, one per core, so hashes
@@ -28,6 +30,8 @@ def build_password_hasher(settings: Settings) -> PasswordHasher:
     )
 
 
-async def in_hashing_thread(call: Callable[..., T], *args: object) -> T:
+async def in_hashing_thread(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Runs a hash or a verification off the event loop, on the hashing threads."""
-    return await asyncio.get_running_loop().run_in_executor(_HASHING, call, *args)
+    return await asyncio.get_running_loop().run_in_executor(
+        _HASHING, functools.partial(call, *args, **kwargs)
+    )

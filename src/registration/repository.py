@@ -200,9 +200,9 @@ class RegistrationRepository:
         """Mark the account ACTIVE; repeated or concurrent calls keep the first verification
         time, and an expiry that won the race is never overturned."""
         with Session(self._engine) as session:
-            _require_user(session, registration_id)
             # One conditional UPDATE: of concurrent calls (and a concurrent expiry) exactly
-            # one changes the row, whatever the isolation level.
+            # one changes the row, whatever the isolation level. A missing user is found by
+            # the read after it.
             session.exec(
                 update(User)
                 .where(col(User.registration_id) == registration_id)
@@ -222,7 +222,6 @@ class RegistrationRepository:
     def expire(self, *, registration_id: str, now: datetime) -> None:
         """Mark the registration EXPIRED, erase its password hash and free the address."""
         with Session(self._engine) as session:
-            _require_user(session, registration_id)
             session.exec(
                 update(User)
                 .where(col(User.registration_id) == registration_id)
@@ -409,12 +408,22 @@ def delivery_record(delivery: EmailDelivery) -> DeliveryRecord:
     )
 
 
-def _registration_record(session: Session, user: User) -> RegistrationRecord:
-    deliveries = session.exec(
+def deliveries_of(session: Session, owner: DeliveryOwner) -> list[DeliveryRecord]:
+    """The deliveries of a registration or of a notification, oldest first."""
+    owned = (
+        EmailDelivery.registration_id == owner.registration_id
+        if owner.registration_id is not None
+        else EmailDelivery.notification_id == owner.notification_id
+    )
+    rows = session.exec(
         select(EmailDelivery)
-        .where(EmailDelivery.registration_id == user.registration_id)
+        .where(owned)
         .order_by(col(EmailDelivery.created_at), col(EmailDelivery.id))
     ).all()
+    return [delivery_record(d) for d in rows]
+
+
+def _registration_record(session: Session, user: User) -> RegistrationRecord:
     return RegistrationRecord(
         registration_id=user.registration_id,
         user_id=user.id,
@@ -423,7 +432,7 @@ def _registration_record(session: Session, user: User) -> RegistrationRecord:
         created_at=user.created_at,
         verified_at=user.verified_at,
         expires_at=user.expires_at,
-        deliveries=[delivery_record(d) for d in deliveries],
+        deliveries=deliveries_of(session, DeliveryOwner(registration_id=user.registration_id)),
         next_resend_allowed_at=user.next_resend_at,
         resends_remaining=user.resends_remaining,
     )

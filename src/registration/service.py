@@ -1,4 +1,5 @@
-"""The application layer: RegisterUser, VerifyEmail and GetRegistration as plain async methods.
+"""The application layer: RegisterUser, VerifyEmail, ResendVerificationEmail and
+GetRegistration as plain async methods.
 
 It validates input, talks to Temporal and reads the database; it knows nothing of protobuf.
 """
@@ -10,7 +11,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import ParamSpec, TypeVar, cast
+from typing import cast
 
 from argon2 import PasswordHasher
 from temporalio.client import (
@@ -46,15 +47,14 @@ from registration.identifiers import (
     workflow_id_for_registration,
 )
 from registration.passwords import in_hashing_thread
-from registration.repository import DeliveryRecord, RegistrationRecord, RegistrationRepository
+from registration.repository import RegistrationRecord, RegistrationRepository
 from registration.settings import Settings
 from registration.status import RegistrationStatus
 from registration.validation import normalize_email, password_violation
 from registration.workflow_settings import email_retry_settings, resend_policy
-from registration.workflow_state import query_state
+from registration.workflow_state import delivery_from_state, query_state
 from workflows.contracts import (
     AttemptNoticeInput,
-    DeliveryState,
     RegistrationInput,
     RegistrationState,
     ResendRequest,
@@ -77,11 +77,9 @@ from workflows.registration_attempt import (
 from workflows.search_attributes import registration_started
 
 log = logging.getLogger(__name__)
-P = ParamSpec("P")
 # How long RegisterUser waits for the workflow of an expired registration of the same address
-# to close, before it answers ALREADY_EXISTS.
+# to close, before it answers that the address is taken.
 CLOSING_WAIT = timedelta(seconds=5)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -420,18 +418,4 @@ def _record_from_state(state: RegistrationState) -> RegistrationRecord:
         deliveries=[delivery_from_state(d, state.created_at) for d in state.deliveries],
         next_resend_allowed_at=state.next_resend_allowed_at,
         resends_remaining=state.resends_remaining,
-    )
-
-
-def delivery_from_state(delivery: DeliveryState, owner_created_at: datetime) -> DeliveryRecord:
-    """A delivery as a workflow knows it, before the database does."""
-    return DeliveryRecord(
-        delivery_id=delivery.delivery_id,
-        kind=delivery.kind,
-        status=delivery.status,
-        attempts=delivery.attempts,
-        last_error=delivery.last_error,
-        created_at=delivery.created_at or owner_created_at,
-        sent_at=delivery.sent_at,
-        message_id=delivery.message_id,
     )

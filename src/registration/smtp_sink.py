@@ -19,6 +19,7 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -59,6 +60,13 @@ def text_part(message: EmailMessage) -> str:
 def first_link(message: EmailMessage) -> str | None:
     match = _LINK_RE.search(text_part(message))
     return match.group(0) if match else None
+
+
+def link_token(message: EmailMessage) -> str | None:
+    """The token of the email's first link, if it has one."""
+    link = first_link(message)
+    tokens = parse_qs(urlsplit(link).query).get("token", []) if link else []
+    return tokens[0] if tokens else None
 
 
 async def serve(host: str, port: int, mail_dir: Path) -> None:

@@ -8,7 +8,6 @@ import email.policy
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -18,7 +17,7 @@ from registration.db import EmailDelivery, Notification, PasswordReset, User, bu
 from registration.devstack import DevStack
 from registration.migrate import upgrade
 from registration.settings import Settings
-from registration.smtp_sink import first_link
+from registration.smtp_sink import link_token
 from registration.temporal_connect import connect_temporal
 from tests.databases import create_postgres_database, drop_postgres_database, require_postgres
 
@@ -111,6 +110,6 @@ class Stack:
 
 
 def token_of(message: EmailMessage) -> str:
-    link = first_link(message)
-    assert link is not None, "the email carries no link"
-    return parse_qs(urlsplit(link).query)["token"][0]
+    token = link_token(message)
+    assert token is not None, "the email carries no link with a token"
+    return token

@@ -253,7 +253,7 @@ async def test_a_reset_request_answers_alike_with_or_without_an_account(
     assert replies[0] == replies[1] == replies[2] == pb.RequestPasswordResetResponse()
 
     # Each request ran a workflow; only the active account's sent anything.
-    client = await connect_temporal(world.settings)
+    client = await world.temporal_client()
     secret_key = world.settings.resolved_secret_key()
     outcomes = {}
     for address in (active, pending, unknown):

@@ -13,7 +13,9 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from registration.application import build_services
+from registration.identifiers import workflow_id_for_notification
 from registration.notification_service import EnrollmentRequest
+from registration.status import RegistrationStatus
 from registration.temporal_connect import connect_temporal
 from registration.v1 import registration_pb2 as pb
 from tests.databases import BACKENDS as DATABASE_BACKENDS
@@ -184,16 +186,14 @@ async def test_a_notification_queue_without_workers_never_slows_registration(
             offering_name="Pottery for Beginners",
         )
     )
-    handle = client.get_workflow_handle(f"enrollment-{notification_id}")
+    handle = client.get_workflow_handle(workflow_id_for_notification(notification_id))
     try:
-        # Registration goes on as if nothing were waiting.
+        # Registration through the same services goes on as if nothing were waiting.
         address = f"meanwhile-{uuid.uuid4().hex[:8]}@example.com"
-        await world.stub.RegisterUser(
-            pb.RegisterUserRequest(email=address, password="correct horse battery staple")
-        )
+        await services.registration.register(email=address, password="correct horse battery staple")
         [message] = await world.smtp.wait_for(address)
-        verified = await world.stub.VerifyEmail(pb.VerifyEmailRequest(token=token_of(message)))
-        assert verified.status == pb.REGISTRATION_STATUS_ACTIVE
+        verified = await services.registration.verify(token=token_of(message))
+        assert verified.status is RegistrationStatus.ACTIVE
 
         description = await handle.describe()
         assert description.status is WorkflowExecutionStatus.RUNNING

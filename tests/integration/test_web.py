@@ -73,19 +73,37 @@ async def test_a_get_of_the_link_never_uses_the_token(
     assert 'data-outcome="already-active"' in again.text
 
 
+FORMS = ["/register", "/verify", "/reset", "/forgot", "/sign-in", "/registrations/{id}/resend"]
+
+
+@pytest.mark.parametrize("path", FORMS)
 @pytest.mark.parametrize("csrf_token", [None, "", "forged-token"])
 async def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
-    stack: Stack, web: httpx.AsyncClient, csrf_token: str | None
+    stack: Stack,
+    stub: pb_grpc.RegistrationServiceStub,
+    web: httpx.AsyncClient,
+    path: str,
+    csrf_token: str | None,
 ) -> None:
+    owner, token = await registered(stack, stub)
+    [pending] = stack.users(owner)
     await csrf(web)  # the browser has its cookie; the form lacks the matching field
     address = f"forged-{uuid.uuid4().hex[:8]}@example.com"
-    form = {"email": address, "password": PASSWORD}
+    # Every field any of the forms reads, filled in as a real submission would be.
+    form = {"email": address, "password": PASSWORD, "token": token, "new_password": PASSWORD}
     if csrf_token is not None:
         form["csrf_token"] = csrf_token
     before = stack.row_counts()
-    refused = await web.post("/register", data=form)
+    refused = await web.post(path.format(id=pending.registration_id), data=form)
     assert refused.status_code == 403
     assert stack.row_counts() == before and stack.users(address) == []
+    [after] = stack.users(owner)
+    # Not verified, no new link, its password unchanged.
+    assert (after.status, after.verification_token_hash, after.password_hash) == (
+        pending.status,
+        pending.verification_token_hash,
+        pending.password_hash,
+    )
 
 
 async def test_no_token_reaches_the_access_log(

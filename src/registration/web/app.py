@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,6 @@ from registration.web.security import CSRF_FIELD, SecurityHeaders, csrf_token, c
 log = logging.getLogger("registration.web")
 HERE = Path(__file__).resolve().parent
 CALL_TIMEOUT_SECONDS = 30.0
-Handler = Callable[[Request], Awaitable[Any]]
 
 # What a page says for a status code that carries no field at fault.
 REGISTER_ERRORS = {
