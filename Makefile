@@ -6,24 +6,24 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test chaos load bench lint format proto migrate clean
+.PHONY: run test chaos load bench bytecode lint format proto migrate clean
 
-run: $(INSTALLED)
+run: $(INSTALLED) bytecode
 	$(PY) -m registration.devstack
 
-test: $(INSTALLED)
+test: $(INSTALLED) bytecode
 	$(PY) -m pytest --durations=15
 
 # The fault tests alone: processes killed, relays and databases down, a small load run.
-chaos: $(INSTALLED)
+chaos: $(INSTALLED) bytecode
 	$(PY) -m pytest -m chaos --durations=15
 
 # The load run at full size: N registrations through the real stack, every one accounted for.
-load: $(INSTALLED)
+load: $(INSTALLED) bytecode
 	$(PY) -m bench.load --registrations $(or $(N),1000)
 
 # The benchmark against bare Temporal: table, bench/results/*.json and *.png (see README).
-bench: $(INSTALLED)
+bench: $(INSTALLED) bytecode
 	$(PY) -m bench
 
 lint: $(INSTALLED)
@@ -42,6 +42,12 @@ migrate: $(INSTALLED)
 # Regenerates src/registration/v1/ from proto/; a test fails when the committed code is stale.
 proto: $(INSTALLED)
 	$(PY) scripts/gen_proto.py
+
+# The worker's sandbox runs a workflow's module afresh for every workflow it starts: from
+# bytecode on disk that is a load, from source a compile each time (PYTHONDONTWRITEBYTECODE,
+# set on some machines and images, stops Python from writing the bytecode by itself).
+bytecode: $(INSTALLED)
+	$(PY) -m compileall -q src
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(INSTALLED): pyproject.toml

@@ -2,7 +2,7 @@
 
     python -m bench [--registrations 1000] [--pending 10000] [--calls 300]
                     [--phases latency,throughput,pending] [--database-url URL]
-                    [--output bench/results] [--quick]
+                    [--output bench/results] [--quick] [--keep]
 
 Starts the real stack (Temporal dev server, worker, gRPC server, SMTP sink, SQLite) and a
 bare worker beside it with the same worker settings (send rate, workflow cache size), then
@@ -13,7 +13,8 @@ measures:
 2. End-to-end throughput: RegisterUser → the verification email in the SMTP sink →
    VerifyEmail → ACTIVE, for N registrations, beside a bare workflow of the same shape (four
    activities, an update) run by the same worker settings; the ratio ours / bare. (Our two
-   database steps run as local activities; the bare ones stay ordinary activities.)
+   database steps run as local activities; the bare ones stay ordinary activities.) Two
+   rounds, each side first once; the CPU time each process spent per registration.
 3. Scale of waiting: P registrations pending at once: worker and dev server memory (RSS), and
    GetRegistration latency while they wait.
 
@@ -25,11 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import email
-import email.policy
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -37,7 +37,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,7 +52,7 @@ from registration.db import User, build_engine
 from registration.devstack import DevStack, isolated_env
 from registration.passwords import build_password_hasher
 from registration.settings import Settings
-from registration.smtp_sink import link_token
+from registration.smtp_sink import token_from_summary
 from registration.status import RegistrationStatus
 from registration.temporal_connect import connect_temporal
 from registration.v1 import registration_pb2 as pb
@@ -137,6 +136,39 @@ async def timed_calls(
     return durations
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (/proc/PID/stat)."""
+    # The fields after the command name (which may hold spaces), from the third field on.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds each process of the stack (and the benchmark itself) uses while it runs:
+    where a run's time goes, on a machine whose cores they all share."""
+
+    def __init__(self, stack: DevStack) -> None:
+        self._pids = {name: p.pid for name, p in stack.processes.items()}
+        self._pids["benchmark client"] = os.getpid()
+        self._start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self._pids.items()}
+
+    def add_used_to(self, totals: dict[str, float]) -> None:
+        for name, now in self._read().items():
+            totals[name] = totals.get(name, 0.0) + now - self._start[name]
+
+
+def ms_per_registration(used: dict[str, float], registrations: int) -> dict[str, float]:
+    """Milliseconds of CPU per registration, by process, most first; idle processes left out."""
+    return {
+        name: round(1000 * seconds / registrations, 1)
+        for name, seconds in sorted(used.items(), key=lambda kv: -kv[1])
+        if seconds > 0
+    }
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -145,11 +177,15 @@ def rss_mib(pid: int) -> float:
 
 
 class Mailbox:
-    """The verification tokens the SMTP sink has received, by recipient, as they arrive."""
+    """The verification tokens the SMTP sink has received, by recipient, as they arrive.
 
-    def __init__(self, mail_dir: Path) -> None:
-        self._dir = mail_dir
-        self._seen: set[str] = set()
+    Read from the sink's output (one summary line per message), a few lines at a time: the
+    benchmark shares the machine's cores with the stack it measures, so it does not parse
+    every message file again."""
+
+    def __init__(self, sink_log: Path) -> None:
+        self._log = sink_log
+        self._read_to = 0
         self._tokens: dict[str, str] = {}
         self._waiting: dict[str, asyncio.Future[str]] = {}
 
@@ -161,26 +197,22 @@ class Mailbox:
 
     async def watch(self) -> None:
         while True:
-            for recipient, token in await asyncio.to_thread(self._scan):
+            for recipient, token in self._new_tokens():
                 self._tokens[recipient] = token
                 waiting = self._waiting.pop(recipient, None)
                 if waiting is not None and not waiting.done():
                     waiting.set_result(token)
             await asyncio.sleep(0.05)
 
-    def _scan(self) -> list[tuple[str, str]]:
-        """(recipient, token) of the messages not seen before."""
-        found = []
-        for path in self._dir.glob("*.eml") if self._dir.exists() else []:
-            if path.name in self._seen:
-                continue
-            self._seen.add(path.name)
-            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            assert isinstance(message, EmailMessage)
-            token = link_token(message)
-            if token:
-                found.append((str(message["To"]), token))
-        return found
+    def _new_tokens(self) -> list[tuple[str, str]]:
+        """(recipient, token) of the whole lines written since the last look."""
+        with self._log.open("rb") as log:
+            log.seek(self._read_to)
+            chunk = log.read()
+        whole = chunk[: chunk.rfind(b"\n") + 1]
+        self._read_to += len(whole)
+        found = (token_from_summary(line) for line in whole.decode().splitlines())
+        return [hit for hit in found if hit is not None]
 
 
 def count_messages(mail_dir: Path) -> int:
@@ -194,7 +226,7 @@ class Bench:
         self.bare_queue = bare_queue
         self.send_queue = f"{bare_queue}-send"
         self.engine = build_engine(env["DATABASE_URL"])
-        self.mailbox = Mailbox(Path(env["MAIL_DIR"]))
+        self.mailbox = Mailbox(stack.log_of("smtp-sink"))
         self.run = uuid.uuid4().hex[:6]
         # Emails the runs so far send in all (the SMTP sink's folder counts them).
         self.emails_expected = 0
@@ -308,25 +340,43 @@ class Bench:
             )
             assert await handle.execute_update(BareRegistrationWorkflow.verify) == "ACTIVE"
 
-        started = time.perf_counter()
-        ours_each = await timed_calls(ours, registrations, 64, "end to end (ours)")
-        ours_seconds = time.perf_counter() - started
+        sides = {"ours": (ours, self.emails_out), "bare": (bare, self.bare_finished)}
+        seconds = {side: 0.0 for side in sides}
+        cpu: dict[str, dict[str, float]] = {side: {} for side in sides}
+        each: dict[str, list[float]] = {side: [] for side in sides}
+        half = registrations // 2
+        # Two rounds, ours first and then bare first: neither side always runs second, on the
+        # fuller Temporal database. Each side is timed only once the other's work is done.
+        for round_number, (order, size) in enumerate(
+            ((("ours", "bare"), half), (("bare", "ours"), registrations - half))
+        ):
+            for side in order:
+                run, finished = sides[side]
+                started, meter = time.perf_counter(), CpuMeter(self.stack)
+                each[side] += await timed_calls(
+                    lambda i, run=run, offset=round_number * half: run(offset + i),  # type: ignore[misc]
+                    size,
+                    64,
+                    f"end to end ({side}, round {round_number + 1} of 2)",
+                )
+                seconds[side] += time.perf_counter() - started
+                if side == "ours":
+                    self.emails_expected += 2 * size  # verification and welcome
+                await finished()
+                meter.add_used_to(cpu[side])
         watcher.cancel()
-        # The welcome emails go out before the bare run is timed.
-        self.emails_expected += 2 * registrations  # verification and welcome
-        await self.emails_out()
-        started = time.perf_counter()
-        bare_each = await timed_calls(bare, registrations, 64, "end to end (bare)")
-        bare_seconds = time.perf_counter() - started
-        ours_rate, bare_rate = registrations / ours_seconds, registrations / bare_seconds
+        ours_rate = registrations / seconds["ours"]
+        bare_rate = registrations / seconds["bare"]
         results.end_to_end = {
             "registrations": registrations,
             "in_flight": 64,
             "ours_per_second": round(ours_rate, 1),
             "bare_per_second": round(bare_rate, 1),
             "ratio": round(ours_rate / bare_rate, 2),
-            "ours_each": asdict(Latency.of(ours_each)),
-            "bare_each": asdict(Latency.of(bare_each)),
+            "ours_each": asdict(Latency.of(each["ours"])),
+            "bare_each": asdict(Latency.of(each["bare"])),
+            "ours_cpu_ms_per_registration": ms_per_registration(cpu["ours"], registrations),
+            "bare_cpu_ms_per_registration": ms_per_registration(cpu["bare"], registrations),
         }
         self.check(results, f"e2e-{self.run}-", registrations, RegistrationStatus.ACTIVE)
 
@@ -370,6 +420,15 @@ class Bench:
             "dev_server_rss_mib": rss_mib(self.stack.processes["temporal"].pid),
             "get_registration": asdict(Latency.of(lookups)),
         }
+
+    async def bare_finished(self) -> None:
+        """Waits (a while) until every bare workflow has run its last activity."""
+        deadline = time.monotonic() + 600
+        query = "WorkflowType = 'BareRegistrationWorkflow' AND ExecutionStatus = 'Running'"
+        while time.monotonic() < deadline:
+            if (await self.bare_client.count_workflows(query)).count == 0:
+                return
+            await asyncio.sleep(0.5)
 
     async def sends_recorded(self) -> None:
         """Waits (a while) until every running registration has taken in its email's outcome:
@@ -438,8 +497,7 @@ def judge(results: Results) -> None:
     }
 
 
-async def bench(args: argparse.Namespace) -> Results:
-    folder = Path(tempfile.mkdtemp(prefix="registration-bench-"))
+async def bench(args: argparse.Namespace, folder: Path) -> Results:
     env = {
         **isolated_env(folder),
         **({"DATABASE_URL": args.database_url} if args.database_url else {}),
@@ -511,6 +569,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="folder of the results")
     parser.add_argument(
+        "--keep", action="store_true", help="keep the stack's folder (logs, databases, mail)"
+    )
+    parser.add_argument(
         "--database-url",
         help="an empty database to use instead of a SQLite file (migrated by the run)",
     )
@@ -518,7 +579,14 @@ def main(argv: list[str] | None = None) -> None:
     args.phases = set(args.phases.split(","))
     if args.quick:
         args.registrations, args.pending, args.calls = 20, 40, 20
-    results = asyncio.run(bench(args))
+    folder = Path(tempfile.mkdtemp(prefix="registration-bench-"))
+    try:
+        results = asyncio.run(bench(args, folder))
+    finally:
+        if args.keep:
+            print(f"stack folder: {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
     args.output.mkdir(parents=True, exist_ok=True)
     stem = args.output / f"bench-{results.started_at.replace(':', '')}"
     Path(f"{stem}.json").write_text(json.dumps(asdict(results), indent=2, default=str))

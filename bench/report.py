@@ -35,6 +35,12 @@ def write_table(results: Results) -> str:
             f"  ours {e['ours_per_second']:7.1f}/s   bare {e['bare_per_second']:7.1f}/s   "
             f"ratio {e['ratio']:.2f}",
         ]
+        if "ours_cpu_ms_per_registration" in e:
+            lines.append("  CPU ms per registration, by process:")
+            for side in ("ours", "bare"):
+                used = e[f"{side}_cpu_ms_per_registration"]
+                shares = ", ".join(f"{name} {ms}" for name, ms in used.items())
+                lines.append(f"    {side}: {sum(used.values()):.1f} ({shares})")
     if results.pending:
         p = results.pending
         g = p["get_registration"]

@@ -204,6 +204,12 @@ class DevStack:
             log.close()
         self._logs.clear()
 
+    def log_of(self, name: str) -> Path:
+        """The file where process `name` writes its output (only with a log_dir)."""
+        if self.log_dir is None:
+            raise RuntimeError("this stack writes to the terminal, not to log files")
+        return self.log_dir / f"{name}.log"
+
     def exited(self) -> dict[str, int]:
         return {n: p.returncode for n, p in self.processes.items() if p.poll() is not None}
 
@@ -215,7 +221,7 @@ class DevStack:
         output: IO[bytes] | None = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (closed in stop_all)
+            output = open(self.log_of(name), "ab")  # noqa: SIM115 (closed in stop_all)
             self._logs.append(output)
         process = subprocess.Popen(
             command,

@@ -24,6 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 _LINK_RE = re.compile(r"https?://\S+")
+# What summary_line prints: the recipients, the subject's repr, the first link or "-".
+_SUMMARY_RE = re.compile(r"^mail to=(?P<to>\S*) subject=.* link=(?P<link>\S+)$")
 
 
 class MaildirHandler:
@@ -64,9 +66,20 @@ def first_link(message: EmailMessage) -> str | None:
 
 def link_token(message: EmailMessage) -> str | None:
     """The token of the email's first link, if it has one."""
-    link = first_link(message)
+    return token_of(first_link(message))
+
+
+def token_of(link: str | None) -> str | None:
     tokens = parse_qs(urlsplit(link).query).get("token", []) if link else []
     return tokens[0] if tokens else None
+
+
+def token_from_summary(line: str) -> tuple[str, str] | None:
+    """(recipients, token) from one of the sink's summary lines, if its link has a token: a
+    reader of the sink's output learns each link without opening the message files."""
+    match = _SUMMARY_RE.match(line)
+    token = token_of(match.group("link")) if match else None
+    return (match.group("to"), token) if match and token else None
 
 
 async def serve(host: str, port: int, mail_dir: Path) -> None:

@@ -107,9 +107,7 @@ class ChaosStack:
             await asyncio.sleep(0.02)
 
     def worker_log(self) -> str:
-        log_dir = self.devstack.log_dir
-        assert log_dir is not None
-        return (log_dir / "worker.log").read_text(errors="replace")
+        return self.devstack.log_of("worker").read_text(errors="replace")
 
     def start_worker(self, name: str = "worker") -> None:
         # Only the first worker serves metrics; the others would find its port taken.
