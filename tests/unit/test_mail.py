@@ -23,7 +23,7 @@ from registration.mail import (
     message_id_for,
 )
 from registration.settings import Settings
-from registration.smtp_sink import MaildirHandler, first_link, summary_line
+from registration.smtp_sink import MaildirHandler, first_link, summary_line, token_from_summary
 from registration.status import EmailKind
 from tests.email_samples import (
     ENROLLMENT,
@@ -338,6 +338,14 @@ async def test_sender_delivers_one_complete_message(
     expected_summary = f"mail to={RECIPIENT} subject={outgoing.subject!r} link={LINK}"
     assert summary_line(message, [RECIPIENT]) == expected_summary
     assert expected_summary in capsys.readouterr().out
+    # What the benchmark reads of the sink's output instead of the message files.
+    assert token_from_summary(expected_summary) == (RECIPIENT, "a" * 52)
+
+
+def test_a_summary_without_a_token_gives_none() -> None:
+    assert token_from_summary(f"mail to={RECIPIENT} subject='Welcome' link=-") is None
+    assert token_from_summary(f"mail to={RECIPIENT} subject='x' link=http://h/signin") is None
+    assert token_from_summary("SMTP sink listening on 127.0.0.1:1025") is None
 
 
 @pytest.mark.usefixtures("clean_environment")
