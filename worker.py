@@ -55,6 +55,8 @@ class Activities:
     registration: RegistrationActivities
     password_reset: PasswordResetActivities
     notifications: NotificationActivities
+    # Shared by the activities that send email; its open connections end at shutdown.
+    mail_sender: SmtpMailSender
 
 
 def build_activities(settings: Settings) -> Activities:
@@ -63,6 +65,7 @@ def build_activities(settings: Settings) -> Activities:
     repository = RegistrationRepository(engine)
     resets = PasswordResetRepository(engine)
     secret_key = settings.resolved_secret_key()
+    sender = SmtpMailSender(settings)
     mailer = RecordedMailer(
         repository=repository,
         renderer=TemplateRenderer(
@@ -70,7 +73,7 @@ def build_activities(settings: Settings) -> Activities:
             sender_name=settings.smtp_from_name,
             templates_dir=settings.email_templates_dir,
         ),
-        sender=SmtpMailSender(settings),
+        sender=sender,
         from_email=settings.smtp_from_email,
     )
     return Activities(
@@ -92,6 +95,7 @@ def build_activities(settings: Settings) -> Activities:
             enrollment_subject=settings.enrollment_subject,
             enrollment_sender=settings.enrollment_from(),
         ),
+        mail_sender=sender,
     )
 
 
@@ -157,6 +161,8 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as workers:
+        # Runs last, once the workers have stopped and no send can take a connection.
+        workers.push_async_callback(activities.mail_sender.aclose)
         for worker in build_workers(client, settings, activities):
             await workers.enter_async_context(worker)
         log.info(

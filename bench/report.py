@@ -35,6 +35,10 @@ def write_table(results: Results) -> str:
             f"  ours {e['ours_per_second']:7.1f}/s   bare {e['bare_per_second']:7.1f}/s   "
             f"ratio {e['ratio']:.2f}",
         ]
+        if "ours_stages" in e:
+            lines.append("  ours, one registration (ms):  p50 / p95")
+            for stage, row in e["ours_stages"].items():
+                lines.append(f"    {stage:18s} {row['p50_ms']:8.1f} / {row['p95_ms']:8.1f}")
         if "ours_cpu_ms_per_registration" in e:
             lines.append("  CPU ms per registration, by process:")
             for side in ("ours", "bare"):

@@ -75,5 +75,7 @@ class NotificationRepository:
                 order_id=notification.order_id,
                 recipient=notification.recipient,
                 created_at=notification.created_at,
-                deliveries=deliveries_of(session, DeliveryOwner(notification_id=notification_id)),
+                deliveries=deliveries_of(
+                    session.connection(), DeliveryOwner(notification_id=notification_id)
+                ),
             )

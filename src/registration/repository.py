@@ -12,13 +12,12 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, Update, func, insert, or_, text, update
-from sqlalchemy import select as sql_select
+from sqlalchemy import Connection, Update, func, insert, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped
 from sqlalchemy.sql.expression import ColumnElement
-from sqlmodel import Session, col, select
+from sqlmodel import col
 
 from registration.db import EmailDelivery, User
 from registration.status import DeliveryStatus, EmailKind, RegistrationStatus
@@ -102,33 +101,36 @@ class RegistrationRepository:
         """Insert the pending user, with its first verification delivery when given; CREATED
         again when this registration's row exists already, EMAIL_TAKEN when another live
         registration holds the address."""
-        with Session(self._engine) as session:
-            if _user_by_registration(session, registration_id) is not None:
-                return CreateOutcome.CREATED
-            user = User(
-                id=user_id,
-                registration_id=registration_id,
-                email=email,
-                email_claim=email,
-                status=RegistrationStatus.PENDING_VERIFICATION,
-                password_hash=password_hash,
-                created_at=created_at,
-                expires_at=expires_at,
-                updated_at=created_at,
-            )
-            try:
-                # The user first: the delivery refers to it, and a taken address fails here.
-                session.add(user)
-                session.flush()
-                if verification is not None:
-                    _apply_verification(session, user, verification, now=created_at)
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                # A concurrent attempt of this same activity may have won the insert.
-                if _user_by_registration(session, registration_id) is not None:
+        try:
+            with self._engine.begin() as connection:
+                if _registration_exists(connection, registration_id):
                     return CreateOutcome.CREATED
-                return CreateOutcome.EMAIL_TAKEN
+                # The user first: the delivery refers to it, and a taken address fails here.
+                user = {
+                    "id": user_id,
+                    "registration_id": registration_id,
+                    "email": email,
+                    "email_claim": email,
+                    "status": RegistrationStatus.PENDING_VERIFICATION,
+                    "password_hash": password_hash,
+                    "resends_remaining": 0,
+                    "created_at": created_at,
+                    "expires_at": expires_at,
+                    "updated_at": created_at,
+                }
+                if verification is not None:
+                    user |= _verification_values(verification, now=created_at)
+                connection.execute(insert(User).values(user))
+                if verification is not None:
+                    _add_verification_delivery(
+                        connection, registration_id, verification, now=created_at
+                    )
+        except IntegrityError:
+            # A concurrent attempt of this same activity may have won the insert.
+            with self._engine.connect() as connection:
+                if _registration_exists(connection, registration_id):
+                    return CreateOutcome.CREATED
+            return CreateOutcome.EMAIL_TAKEN
         return CreateOutcome.CREATED
 
     def start_new_verification(
@@ -136,78 +138,76 @@ class RegistrationRepository:
     ) -> None:
         """A resend: the new delivery's token replaces the previous one, so only the newest
         link works. Repeating it changes nothing more."""
-        with Session(self._engine) as session:
-            user = _require_user(session, registration_id)
-            if user.status is not RegistrationStatus.PENDING_VERIFICATION:
-                raise ValueError(f"registration {registration_id} is {user.status.value}")
-            _apply_verification(session, user, verification, now=now)
-            session.commit()
+        with self._engine.begin() as connection:
+            status = _require_status(connection, registration_id)
+            if status is not RegistrationStatus.PENDING_VERIFICATION:
+                raise ValueError(f"registration {registration_id} is {status.value}")
+            connection.execute(
+                update(User)
+                .where(col(User.registration_id) == registration_id)
+                .values(_verification_values(verification, now=now))
+            )
+            _add_verification_delivery(connection, registration_id, verification, now=now)
 
     def link_is_live(self, *, registration_id: str, token_hash: str) -> bool:
         """Whether a link with this token still verifies: the registration is pending and no
         resend has replaced the token."""
-        with Session(self._engine) as session:
-            user = _user_by_registration(session, registration_id)
-            return (
-                user is not None
-                and user.status is RegistrationStatus.PENDING_VERIFICATION
-                and user.verification_token_hash == token_hash
-            )
+        with self._engine.connect() as connection:
+            found = connection.execute(
+                select(col(User.id))
+                .where(col(User.registration_id) == registration_id)
+                .where(col(User.status) == RegistrationStatus.PENDING_VERIFICATION)
+                .where(col(User.verification_token_hash) == token_hash)
+            ).first()
+            return found is not None
 
-    def find_live_registration(self, *, email: str) -> RegistrationRecord | None:
+    def live_registration_id(self, *, email: str) -> str | None:
         """The pending or active registration that holds this address, if any."""
-        with Session(self._engine) as session:
-            user = session.exec(select(User).where(User.email_claim == email)).first()
-            return None if user is None else _registration_record(session, user)
+        with self._engine.connect() as connection:
+            return connection.execute(
+                select(col(User.registration_id)).where(col(User.email_claim) == email)
+            ).scalar_one_or_none()
 
     def find_credentials(self, *, email: str) -> Credentials | None:
         """The pending or active account of this address with its password hash, if any."""
-        with Session(self._engine) as session:
-            user = session.exec(select(User).where(User.email_claim == email)).first()
-            if user is None or user.password_hash is None:
-                return None
-            return Credentials(
-                registration_id=user.registration_id,
-                user_id=user.id,
-                status=user.status,
-                password_hash=user.password_hash,
-            )
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                select(*_CREDENTIALS_COLUMNS).where(col(User.email_claim) == email)
+            ).first()
+        if row is None or row.password_hash is None:
+            return None
+        return Credentials(**row._asdict())
 
     def replace_password_hash(
         self, *, registration_id: str, old_hash: str, new_hash: str, now: datetime
     ) -> bool:
         """Swap the hash only if it is still `old_hash`: a rehash on sign-in must never undo a
         password reset that landed in between. Whether it was swapped."""
-        with Session(self._engine) as session:
-            result = session.exec(
+        with self._engine.begin() as connection:
+            result = connection.execute(
                 update(User)
                 .where(col(User.registration_id) == registration_id)
                 .where(col(User.password_hash) == old_hash)
                 .values(password_hash=new_hash, updated_at=now)
             )
-            session.commit()
             return bool(result.rowcount)
 
     def get_registration(self, *, registration_id: str) -> RegistrationRecord | None:
-        with Session(self._engine) as session:
-            user = _user_by_registration(session, registration_id)
-            return None if user is None else _registration_record(session, user)
+        with self._engine.connect() as connection:
+            return _read_registration(connection, col(User.registration_id) == registration_id)
 
     def find_by_token_hash(self, *, token_hash: str) -> RegistrationRecord | None:
-        with Session(self._engine) as session:
-            user = session.exec(
-                select(User).where(User.verification_token_hash == token_hash)
-            ).first()
-            return None if user is None else _registration_record(session, user)
+        with self._engine.connect() as connection:
+            return _read_registration(connection, col(User.verification_token_hash) == token_hash)
 
-    def activate(self, *, registration_id: str, verified_at: datetime) -> RegistrationRecord:
+    def activate(self, *, registration_id: str, verified_at: datetime) -> datetime:
         """Mark the account ACTIVE; repeated or concurrent calls keep the first verification
-        time, and an expiry that won the race is never overturned."""
-        with Session(self._engine) as session:
+        time, which is returned, and an expiry that won the race is never overturned."""
+        with self._engine.begin() as connection:
             # One conditional UPDATE: of concurrent calls (and a concurrent expiry) exactly
             # one changes the row, whatever the isolation level. A missing user is found by
             # the read after it.
-            session.exec(
+            connection.execute(
                 update(User)
                 .where(col(User.registration_id) == registration_id)
                 .where(col(User.status) == RegistrationStatus.PENDING_VERIFICATION)
@@ -217,16 +217,23 @@ class RegistrationRepository:
                     updated_at=verified_at,
                 )
             )
-            session.commit()
-            user = _require_user(session, registration_id)
-            if user.status is RegistrationStatus.EXPIRED:
-                raise ValueError(f"registration {registration_id} has expired")
-            return _registration_record(session, user)
+            row = connection.execute(
+                select(col(User.status), col(User.verified_at)).where(
+                    col(User.registration_id) == registration_id
+                )
+            ).first()
+        if row is None:
+            raise LookupError(f"no registration {registration_id}")
+        status: RegistrationStatus = row.status
+        kept: datetime | None = row.verified_at
+        if status is RegistrationStatus.EXPIRED or kept is None:
+            raise ValueError(f"registration {registration_id} has expired")
+        return kept
 
     def expire(self, *, registration_id: str, now: datetime) -> None:
         """Mark the registration EXPIRED, erase its password hash and free the address."""
-        with Session(self._engine) as session:
-            session.exec(
+        with self._engine.begin() as connection:
+            connection.execute(
                 update(User)
                 .where(col(User.registration_id) == registration_id)
                 .where(
@@ -243,14 +250,14 @@ class RegistrationRepository:
                     updated_at=now,
                 )
             )
-            session.commit()
-            if _require_user(session, registration_id).status is RegistrationStatus.ACTIVE:
+            if _require_status(connection, registration_id) is RegistrationStatus.ACTIVE:
                 raise ValueError(f"registration {registration_id} is active")
 
     # Deliveries ----------------------------------------------------------------------------
 
     # Every attempt of every email runs these, so each is one Core statement (an UPDATE ...
     # RETURNING) rather than an ORM load, update and reload: about half the CPU time each.
+    # (So are the steps every registration takes, above: persist, check a link, activate.)
 
     def get_delivery(self, *, delivery_id: str) -> DeliveryRecord | None:
         with self._engine.connect() as connection:
@@ -343,20 +350,29 @@ class NewVerification:
     resends_remaining: int
 
 
-def _apply_verification(
-    session: Session, user: User, verification: NewVerification, *, now: datetime
+def _verification_values(verification: NewVerification, *, now: datetime) -> dict[str, Any]:
+    """The user's columns once this delivery's token is the one that works."""
+    return {
+        "verification_token_hash": verification.token_hash,
+        "next_resend_at": verification.next_resend_at,
+        "resends_remaining": verification.resends_remaining,
+        "updated_at": now,
+    }
+
+
+def _add_verification_delivery(
+    connection: Connection, registration_id: str, verification: NewVerification, *, now: datetime
 ) -> None:
-    user.verification_token_hash = verification.token_hash
-    user.next_resend_at = verification.next_resend_at
-    user.resends_remaining = verification.resends_remaining
-    user.updated_at = now
-    if session.get(EmailDelivery, verification.delivery_id) is None:
-        session.add(
-            new_delivery(
-                verification.delivery_id,
-                DeliveryOwner(registration_id=user.registration_id),
-                EmailKind.VERIFICATION,
-                now,
+    """The verification delivery's record, unless a repeated call has made it already."""
+    if _read_delivery(connection, verification.delivery_id) is None:
+        connection.execute(
+            insert(EmailDelivery).values(
+                new_delivery_row(
+                    verification.delivery_id,
+                    DeliveryOwner(registration_id=registration_id),
+                    EmailKind.VERIFICATION,
+                    now,
+                )
             )
         )
 
@@ -397,7 +413,7 @@ _DELIVERY_RECORD_COLUMNS: tuple[ColumnElement[Any] | Mapped[Any], ...] = (
 
 def _read_delivery(connection: Connection, delivery_id: str) -> DeliveryRecord | None:
     row = connection.execute(
-        sql_select(*_DELIVERY_RECORD_COLUMNS).where(col(EmailDelivery.id) == delivery_id)
+        select(*_DELIVERY_RECORD_COLUMNS).where(col(EmailDelivery.id) == delivery_id)
     ).first()
     return None if row is None else DeliveryRecord(**row._asdict())
 
@@ -432,55 +448,66 @@ def _change_pending_delivery(
     )
 
 
-def _user_by_registration(session: Session, registration_id: str) -> User | None:
-    return session.exec(select(User).where(User.registration_id == registration_id)).first()
+def _registration_exists(connection: Connection, registration_id: str) -> bool:
+    found = connection.execute(
+        select(col(User.id)).where(col(User.registration_id) == registration_id)
+    ).first()
+    return found is not None
 
 
-def _require_user(session: Session, registration_id: str) -> User:
-    user = _user_by_registration(session, registration_id)
-    if user is None:
+def _require_status(connection: Connection, registration_id: str) -> RegistrationStatus:
+    status: RegistrationStatus | None = connection.execute(
+        select(col(User.status)).where(col(User.registration_id) == registration_id)
+    ).scalar_one_or_none()
+    if status is None:
         raise LookupError(f"no registration {registration_id}")
-    return user
+    return status
 
 
-def delivery_record(delivery: EmailDelivery) -> DeliveryRecord:
-    return DeliveryRecord(
-        delivery_id=delivery.id,
-        kind=delivery.kind,
-        status=delivery.status,
-        attempts=delivery.attempts,
-        last_error=delivery.last_error,
-        created_at=delivery.created_at,
-        sent_at=delivery.sent_at,
-        message_id=delivery.message_id,
-    )
+# A RegistrationRecord's columns (all but its deliveries), labelled with its field names.
+_REGISTRATION_RECORD_COLUMNS: tuple[ColumnElement[Any] | Mapped[Any], ...] = (
+    col(User.registration_id),
+    col(User.id).label("user_id"),
+    col(User.email),
+    col(User.status),
+    col(User.created_at),
+    col(User.verified_at),
+    col(User.expires_at),
+    col(User.next_resend_at).label("next_resend_allowed_at"),
+    col(User.resends_remaining),
+)
 
 
-def deliveries_of(session: Session, owner: DeliveryOwner) -> list[DeliveryRecord]:
+# Credentials' columns, labelled with its field names.
+_CREDENTIALS_COLUMNS: tuple[ColumnElement[Any] | Mapped[Any], ...] = (
+    col(User.registration_id),
+    col(User.id).label("user_id"),
+    col(User.status),
+    col(User.password_hash),
+)
+
+
+def _read_registration(
+    connection: Connection, which: ColumnElement[bool]
+) -> RegistrationRecord | None:
+    """The registration whose row matches `which` (a unique column's value), with its emails."""
+    row = connection.execute(select(*_REGISTRATION_RECORD_COLUMNS).where(which)).first()
+    if row is None:
+        return None
+    deliveries = deliveries_of(connection, DeliveryOwner(registration_id=row.registration_id))
+    return RegistrationRecord(**row._asdict(), deliveries=deliveries)
+
+
+def deliveries_of(connection: Connection, owner: DeliveryOwner) -> list[DeliveryRecord]:
     """The deliveries of a registration or of a notification, oldest first."""
     owned = (
-        EmailDelivery.registration_id == owner.registration_id
+        col(EmailDelivery.registration_id) == owner.registration_id
         if owner.registration_id is not None
-        else EmailDelivery.notification_id == owner.notification_id
+        else col(EmailDelivery.notification_id) == owner.notification_id
     )
-    rows = session.exec(
-        select(EmailDelivery)
+    rows = connection.execute(
+        select(*_DELIVERY_RECORD_COLUMNS)
         .where(owned)
         .order_by(col(EmailDelivery.created_at), col(EmailDelivery.id))
-    ).all()
-    return [delivery_record(d) for d in rows]
-
-
-def _registration_record(session: Session, user: User) -> RegistrationRecord:
-    return RegistrationRecord(
-        registration_id=user.registration_id,
-        user_id=user.id,
-        email=user.email,
-        status=user.status,
-        created_at=user.created_at,
-        verified_at=user.verified_at,
-        expires_at=user.expires_at,
-        deliveries=deliveries_of(session, DeliveryOwner(registration_id=user.registration_id)),
-        next_resend_allowed_at=user.next_resend_at,
-        resends_remaining=user.resends_remaining,
     )
+    return [DeliveryRecord(**row._asdict()) for row in rows]

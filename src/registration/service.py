@@ -123,7 +123,7 @@ class RegistrationService:
         password_hash = await self._hash(password) if hidden else None
 
         # A cheap early answer for the common case; correctness does not rest on it (see below).
-        if await in_thread(self._repository.find_live_registration, email=normalized) is not None:
+        if await in_thread(self._repository.live_registration_id, email=normalized) is not None:
             return await self._address_taken(normalized, key)
 
         password_hash = password_hash or await self._hash(password)
@@ -161,8 +161,8 @@ class RegistrationService:
         # A previous workflow for this address may have activated its account and closed
         # between the early check and the start; the database's unique claim on the address
         # tells, and the workflow that lost is ended before it sends anything.
-        live = await in_thread(self._repository.find_live_registration, email=normalized)
-        if live is not None and live.registration_id != registration_id:
+        holder = await in_thread(self._repository.live_registration_id, email=normalized)
+        if holder is not None and holder != registration_id:
             try:
                 await handle.terminate(reason="email address already has an active account")
             except RPCError as err:
@@ -209,7 +209,7 @@ class RegistrationService:
         handle = self._client.get_workflow_handle(workflow_id_for_email_key(key))
         deadline = asyncio.get_running_loop().time() + CLOSING_WAIT.total_seconds()
         while asyncio.get_running_loop().time() < deadline:
-            if await in_thread(self._repository.find_live_registration, email=normalized):
+            if await in_thread(self._repository.live_registration_id, email=normalized) is not None:
                 return False
             try:
                 description = await handle.describe()

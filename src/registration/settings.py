@@ -44,7 +44,16 @@ def _positive(value: timedelta) -> timedelta:
     return value
 
 
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must be zero or a positive duration")
+    return value
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+DurationOrZero = Annotated[
+    timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)
+]
 
 MIN_SECRET_KEY_LENGTH = 32
 
@@ -237,6 +246,11 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(False, description="Upgrade the connection with STARTTLS.")
     smtp_tls: bool = Field(False, description="Connect with implicit TLS (usually port 465).")
     smtp_timeout: Duration = Field(timedelta(seconds=30), description="Timeout of one SMTP step.")
+    smtp_keep_alive: DurationOrZero = Field(
+        timedelta(seconds=10),
+        description="How long a connection to the relay stays open after an email, for the "
+        "next one; 0: a connection of its own for every email.",
+    )
     smtp_from_email: str = Field(
         "no-reply@registration.localhost", description="Sender address of every email."
     )

@@ -106,7 +106,9 @@ async def run_mail_world(stack: Stack, root: Path, **overrides: str) -> AsyncIte
         settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
         client = await connect_temporal(settings)
-        for each in build_workers(client, settings, build_activities(settings)):
+        activities = build_activities(settings)
+        running.push_async_callback(activities.mail_sender.aclose)
+        for each in build_workers(client, settings, activities):
             await running.enter_async_context(each)
 
         services, engine = await build_services(settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import default
@@ -277,10 +277,28 @@ def test_built_message_has_the_sender_display_name_and_the_message_id(kind: Emai
 # Delivery to a real SMTP sink --------------------------------------------------------------
 
 
+class SinkSession(SMTP):
+    """One connection to the sink, which says when it has ended."""
+
+    def __init__(self, handler: MaildirHandler) -> None:
+        super().__init__(handler, hostname="smtp-sink")
+        self.ended = asyncio.Event()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.ended.set()
+        super().connection_lost(error)
+
+    async def end(self, seconds: float = 5.0) -> None:
+        """Waits until the connection has ended; fails the test after `seconds`."""
+        await asyncio.wait_for(self.ended.wait(), seconds)
+
+
 @dataclass(frozen=True)
 class Sink:
     port: int
     mail_dir: Path
+    # Every connection a sender has opened, in order.
+    connections: list[SinkSession] = field(default_factory=list)
 
     def messages(self) -> list[EmailMessage]:
         return [
@@ -291,10 +309,15 @@ class Sink:
 
 async def _start_sink(mail_dir: Path) -> tuple[asyncio.Server, Sink]:
     handler = MaildirHandler(mail_dir)
-    loop = asyncio.get_running_loop()
+    connections: list[SinkSession] = []
+
+    def session() -> SinkSession:
+        connections.append(SinkSession(handler))
+        return connections[-1]
+
     # Built like smtp_sink.serve(), which cannot be used here: it waits for a signal.
-    server = await loop.create_server(lambda: SMTP(handler, hostname="smtp-sink"), "127.0.0.1", 0)
-    return server, Sink(port=server.sockets[0].getsockname()[1], mail_dir=mail_dir)
+    server = await asyncio.get_running_loop().create_server(session, "127.0.0.1", 0)
+    return server, Sink(server.sockets[0].getsockname()[1], mail_dir, connections)
 
 
 @pytest.fixture
@@ -377,6 +400,67 @@ async def test_each_send_is_its_own_file(sink: Sink) -> None:
     }
     assert first_link(next(m for m in messages if m["Message-ID"] == "<w@x>")) is None
     assert [p.name for p in sink.mail_dir.iterdir() if p.name.endswith(".part")] == []
+
+
+@pytest.mark.usefixtures("clean_environment")
+async def test_the_next_email_goes_through_the_connection_of_the_last(sink: Sink) -> None:
+    sender = SmtpMailSender(Settings(_env_file=None, smtp_port=sink.port))
+    renderer = TemplateRenderer(app_name="Acme")
+    await sender.send(_verification(renderer))
+    await sender.send(renderer.render(EmailKind.WELCOME, recipient=RECIPIENT, message_id="<w@x>"))
+
+    assert len(sink.messages()) == 2
+    assert len(sink.connections) == 1
+    assert not sink.connections[0].ended.is_set()
+    await sender.aclose()
+    await sink.connections[0].end()
+
+
+@pytest.mark.usefixtures("clean_environment")
+async def test_an_email_after_the_relay_ended_the_kept_connection_still_goes_out(
+    sink: Sink,
+) -> None:
+    sender = SmtpMailSender(Settings(_env_file=None, smtp_port=sink.port))
+    renderer = TemplateRenderer(app_name="Acme")
+    await sender.send(_verification(renderer))
+    kept = sink.connections[0]
+    assert kept.transport is not None
+    kept.transport.close()  # as a relay does with connections idle for too long
+    await kept.end()
+
+    await sender.send(renderer.render(EmailKind.WELCOME, recipient=RECIPIENT, message_id="<w@x>"))
+
+    assert {m["Message-ID"] for m in sink.messages()} == {
+        "<reg.verification.1@registration.localhost>",
+        "<w@x>",
+    }
+    assert len(sink.connections) == 2
+    await sender.aclose()
+
+
+@pytest.mark.usefixtures("clean_environment")
+async def test_a_kept_connection_ends_after_the_keep_alive(sink: Sink) -> None:
+    settings = Settings(
+        _env_file=None, smtp_port=sink.port, smtp_keep_alive=timedelta(milliseconds=200)
+    )
+    await SmtpMailSender(settings).send(_verification(TemplateRenderer(app_name="Acme")))
+    [connection] = sink.connections
+    await connection.end()
+
+
+@pytest.mark.usefixtures("clean_environment")
+async def test_without_keep_alive_every_email_has_a_connection_of_its_own(sink: Sink) -> None:
+    sender = SmtpMailSender(
+        Settings(_env_file=None, smtp_port=sink.port, smtp_keep_alive=timedelta(0))
+    )
+    renderer = TemplateRenderer(app_name="Acme")
+    await sender.send(_verification(renderer))
+    await sender.send(renderer.render(EmailKind.WELCOME, recipient=RECIPIENT, message_id="<w@x>"))
+
+    assert len(sink.messages()) == 2
+    assert len(sink.connections) == 2
+    for connection in sink.connections:
+        await connection.end()
 
 
 @pytest.mark.usefixtures("clean_environment")

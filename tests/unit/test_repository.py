@@ -226,16 +226,23 @@ def test_email_is_free_again_after_expiry(repo: RegistrationRepository, engine: 
     repo.expire(registration_id="reg-1", now=T0 + timedelta(days=1))
     assert _create(repo, "reg-2") is CreateOutcome.CREATED
     assert _user_count(engine) == 2
-    live = repo.find_live_registration(email=EMAIL)
-    assert live is not None
-    assert live.registration_id == "reg-2"
+    assert repo.live_registration_id(email=EMAIL) == "reg-2"
 
 
-def test_find_live_registration_ignores_expired_ones(repo: RegistrationRepository) -> None:
+def test_the_live_registration_of_an_address_is_never_an_expired_one(
+    repo: RegistrationRepository,
+) -> None:
     _create(repo, "reg-1")
-    assert repo.find_live_registration(email=EMAIL) is not None
+    assert repo.live_registration_id(email=EMAIL) == "reg-1"
     repo.expire(registration_id="reg-1", now=T0)
-    assert repo.find_live_registration(email=EMAIL) is None
+    assert repo.live_registration_id(email=EMAIL) is None
+
+
+def test_an_active_account_holds_its_address(repo: RegistrationRepository) -> None:
+    _create(repo, "reg-1")
+    repo.activate(registration_id="reg-1", verified_at=T0)
+    assert repo.live_registration_id(email=EMAIL) == "reg-1"
+    assert repo.live_registration_id(email="someone.else@example.org") is None
 
 
 def test_unknown_registration_is_none(repo: RegistrationRepository) -> None:
@@ -301,10 +308,11 @@ def test_activate_is_idempotent_and_keeps_the_first_verification_time(
     _create(repo)
     first = repo.activate(registration_id="reg-1", verified_at=T0 + timedelta(minutes=5))
     second = repo.activate(registration_id="reg-1", verified_at=T0 + timedelta(minutes=9))
-    assert first.status is RegistrationStatus.ACTIVE
-    assert second.status is RegistrationStatus.ACTIVE
-    assert first.verified_at == T0 + timedelta(minutes=5)
-    assert second.verified_at == T0 + timedelta(minutes=5)
+    assert first == second == T0 + timedelta(minutes=5)
+    record = repo.get_registration(registration_id="reg-1")
+    assert record is not None
+    assert record.status is RegistrationStatus.ACTIVE
+    assert record.verified_at == T0 + timedelta(minutes=5)
 
 
 def test_activate_keeps_the_email_claim(repo: RegistrationRepository, engine: Engine) -> None:
@@ -323,6 +331,13 @@ def test_activate_after_expiry_is_refused(repo: RegistrationRepository) -> None:
     record = repo.get_registration(registration_id="reg-1")
     assert record is not None
     assert record.status is RegistrationStatus.EXPIRED
+
+
+def test_activate_of_an_unknown_registration_raises_lookup_error(
+    repo: RegistrationRepository,
+) -> None:
+    with pytest.raises(LookupError):
+        repo.activate(registration_id="nope", verified_at=T0)
 
 
 # Resends and live links --------------------------------------------------------------------

@@ -49,6 +49,16 @@ def test_unparseable_duration_is_rejected(monkeypatch: pytest.MonkeyPatch, raw: 
         Settings(_env_file=None)
 
 
+def test_a_zero_keep_alive_is_accepted_and_a_negative_one_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SMTP_KEEP_ALIVE", "0")
+    assert Settings(_env_file=None).smtp_keep_alive == timedelta(0)
+    monkeypatch.setenv("SMTP_KEEP_ALIVE", "-1s")
+    with pytest.raises(ValidationError, match="smtp_keep_alive"):
+        Settings(_env_file=None)
+
+
 def test_env_file_in_working_directory_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("VERIFICATION_TIMEOUT=2h\n")
     assert Settings().verification_timeout == timedelta(hours=2)
