@@ -13,7 +13,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from registration.mail import (
     OutgoingEmail,
@@ -307,8 +307,33 @@ class Sink:
         ]
 
 
-async def _start_sink(mail_dir: Path) -> tuple[asyncio.Server, Sink]:
-    handler = MaildirHandler(mail_dir)
+class OneEmailPerConnection(MaildirHandler):
+    """A relay that takes one email per connection and answers 421 (closing) to the next."""
+
+    def __init__(self, mail_dir: Path) -> None:
+        super().__init__(mail_dir)
+        self.served: set[Session] = set()
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        if session in self.served:
+            return "421 4.7.0 one email per connection, closing"
+        self.served.add(session)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+
+async def _start_sink(
+    mail_dir: Path, handler_type: type[MaildirHandler] = MaildirHandler
+) -> tuple[asyncio.Server, Sink]:
+    handler = handler_type(mail_dir)
     connections: list[SinkSession] = []
 
     def session() -> SinkSession:
@@ -387,10 +412,7 @@ async def test_non_ascii_subject_survives_the_trip(sink: Sink) -> None:
 @pytest.mark.usefixtures("clean_environment")
 async def test_each_send_is_its_own_file(sink: Sink) -> None:
     settings = Settings(_env_file=None, smtp_port=sink.port)
-    renderer = TemplateRenderer(app_name="Acme")
-    sender = SmtpMailSender(settings)
-    await sender.send(_verification(renderer))
-    await sender.send(renderer.render(EmailKind.WELCOME, recipient=RECIPIENT, message_id="<w@x>"))
+    await _send_two(SmtpMailSender(settings))
 
     messages = sink.messages()
     assert len(messages) == 2
@@ -405,9 +427,7 @@ async def test_each_send_is_its_own_file(sink: Sink) -> None:
 @pytest.mark.usefixtures("clean_environment")
 async def test_the_next_email_goes_through_the_connection_of_the_last(sink: Sink) -> None:
     sender = SmtpMailSender(Settings(_env_file=None, smtp_port=sink.port))
-    renderer = TemplateRenderer(app_name="Acme")
-    await sender.send(_verification(renderer))
-    await sender.send(renderer.render(EmailKind.WELCOME, recipient=RECIPIENT, message_id="<w@x>"))
+    await _send_two(sender)
 
     assert len(sink.messages()) == 2
     assert len(sink.connections) == 1
@@ -439,6 +459,21 @@ async def test_an_email_after_the_relay_ended_the_kept_connection_still_goes_out
 
 
 @pytest.mark.usefixtures("clean_environment")
+async def test_a_relay_that_closes_a_kept_connection_with_421_still_gets_the_next_email(
+    tmp_path: Path,
+) -> None:
+    server, sink = await _start_sink(tmp_path / "mail", OneEmailPerConnection)
+    sender = SmtpMailSender(Settings(_env_file=None, smtp_port=sink.port))
+    await _send_two(sender)
+
+    assert len(sink.messages()) == 2
+    assert len(sink.connections) == 2
+    await sender.aclose()
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.mark.usefixtures("clean_environment")
 async def test_a_kept_connection_ends_after_the_keep_alive(sink: Sink) -> None:
     settings = Settings(
         _env_file=None, smtp_port=sink.port, smtp_keep_alive=timedelta(milliseconds=200)
@@ -453,14 +488,19 @@ async def test_without_keep_alive_every_email_has_a_connection_of_its_own(sink: 
     sender = SmtpMailSender(
         Settings(_env_file=None, smtp_port=sink.port, smtp_keep_alive=timedelta(0))
     )
-    renderer = TemplateRenderer(app_name="Acme")
-    await sender.send(_verification(renderer))
-    await sender.send(renderer.render(EmailKind.WELCOME, recipient=RECIPIENT, message_id="<w@x>"))
+    await _send_two(sender)
 
     assert len(sink.messages()) == 2
     assert len(sink.connections) == 2
     for connection in sink.connections:
         await connection.end()
+
+
+async def _send_two(sender: SmtpMailSender) -> None:
+    """A verification email, then a welcome email (Message-ID <w@x>), to RECIPIENT."""
+    renderer = TemplateRenderer(app_name="Acme")
+    await sender.send(_verification(renderer))
+    await sender.send(renderer.render(EmailKind.WELCOME, recipient=RECIPIENT, message_id="<w@x>"))
 
 
 @pytest.mark.usefixtures("clean_environment")
