@@ -358,11 +358,14 @@ class Bench:
         cpu: dict[str, dict[str, float]] = {side: {} for side in sides}
         each: dict[str, list[float]] = {side: [] for side in sides}
         half = registrations // 2
+        # Each round's ratio too: how far two halves of one run differ says how far to trust it.
+        round_ratios: list[float] = []
         # Two rounds, ours first and then bare first: neither side always runs second, on the
         # fuller Temporal database. Each side is timed only once the other's work is done.
         for round_number, (order, size) in enumerate(
             ((("ours", "bare"), half), (("bare", "ours"), registrations - half))
         ):
+            this_round: dict[str, float] = {}
             for side in order:
                 run, finished = sides[side]
                 started, meter = time.perf_counter(), CpuMeter(self.stack)
@@ -372,11 +375,13 @@ class Bench:
                     64,
                     f"end to end ({side}, round {round_number + 1} of 2)",
                 )
-                seconds[side] += time.perf_counter() - started
+                this_round[side] = time.perf_counter() - started
+                seconds[side] += this_round[side]
                 if side == "ours":
                     self.emails_expected += 2 * size  # verification and welcome
                 await finished()
                 meter.add_used_to(cpu[side])
+            round_ratios.append(round(this_round["bare"] / this_round["ours"], 3))
         watcher.cancel()
         ours_rate = registrations / seconds["ours"]
         bare_rate = registrations / seconds["bare"]
@@ -386,6 +391,7 @@ class Bench:
             "ours_per_second": round(ours_rate, 1),
             "bare_per_second": round(bare_rate, 1),
             "ratio": round(ours_rate / bare_rate, 3),
+            "ratio_by_round": round_ratios,
             "ours_each": asdict(Latency.of(each["ours"])),
             "bare_each": asdict(Latency.of(each["bare"])),
             "ours_stages": {stage: asdict(Latency.of(stages[stage])) for stage in E2E_STAGES},

@@ -33,7 +33,12 @@ def write_table(results: Results) -> str:
             "",
             f"end to end ({e['registrations']} registrations, {e['in_flight']} in flight)",
             f"  ours {e['ours_per_second']:7.1f}/s   bare {e['bare_per_second']:7.1f}/s   "
-            f"ratio {e['ratio']:.2f}",
+            f"ratio {e['ratio']:.3f}"
+            + (
+                f" (by round: {', '.join(f'{r:.3f}' for r in e['ratio_by_round'])})"
+                if "ratio_by_round" in e
+                else ""
+            ),
         ]
         if "ours_stages" in e:
             lines.append("  ours, one registration (ms):  p50 / p95")
