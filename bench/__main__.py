@@ -14,7 +14,9 @@ measures:
    VerifyEmail → ACTIVE, for N registrations, beside a bare workflow of the same shape (four
    activities, an update) run by the same worker settings; the ratio ours / bare. (Our two
    database steps run as local activities; the bare ones stay ordinary activities.) Two
-   rounds, each side first once; the CPU time each process spent per registration.
+   rounds, each side first once, each round's ratio beside the run's; the CPU time each
+   process spent per registration; where one of our registrations waits (RegisterUser, its
+   email, VerifyEmail).
 3. Scale of waiting: P registrations pending at once: worker and dev server memory (RSS), and
    GetRegistration latency while they wait.
 
