@@ -6,8 +6,13 @@ import asyncio
 import traceback
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import compat32
+from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +33,12 @@ from jinja2 import (
 from registration.db import utcnow
 from registration.settings import Settings
 from registration.status import EmailKind
+
+# Text parts in UTF-8, quoted-printable: readable where they are ASCII, and no line too long.
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+# compat32 messages go out with their headers as built: CRLF, and no folding of its own.
+_AS_BUILT = compat32.clone(linesep="\r\n", max_line_length=None)
 
 
 @dataclass(frozen=True)
@@ -169,24 +180,38 @@ class SmtpMailSender:
         self._idle: dict[aiosmtplib.SMTP, asyncio.TimerHandle] = {}
         self._quitting: set[asyncio.Task[None]] = set()
 
-    def build_message(self, email: OutgoingEmail, *, date: datetime) -> EmailMessage:
+    def build_message(self, email: OutgoingEmail, *, date: datetime) -> Message:
+        """The message as it goes to the relay: headers, a text and an HTML alternative.
+
+        Built with the email package's compat32 classes where both addresses are ASCII
+        (always, but for a non-ASCII local part): they keep headers as text, where
+        EmailMessage parses every header into an object and folds it again on the way out,
+        which took four times the CPU (a verification email built and flattened: 1.7 against
+        0.4 ms). A non-ASCII local part is only deliverable with SMTPUTF8, which needs
+        EmailMessage's UTF-8 headers.
+        """
         s = self._settings
-        message = EmailMessage()
         name, address = email.sender or (s.smtp_from_name, s.smtp_from_email)
-        message["From"] = formataddr((name, transport_address(address)))
-        message["To"] = transport_address(email.recipient)
-        message["Subject"] = email.subject
+        sender, recipient = transport_address(address), transport_address(email.recipient)
+        if not (sender.isascii() and recipient.isascii()):
+            return _utf8_message(email, sender=(name, sender), recipient=recipient, date=date)
+        message = MIMEMultipart("alternative")
+        message["From"] = formataddr((name, sender), charset="utf-8")
+        message["To"] = recipient
+        # Folded here, as the flattening does not: as it is where ASCII, else as UTF-8
+        # encoded words (RFC 2047).
+        message["Subject"] = Header(email.subject, header_name="Subject").encode()
         message["Date"] = format_datetime(date)
         message["Message-ID"] = email.message_id
-        message.set_content(email.text)
-        message.add_alternative(email.html, subtype="html")
+        message.attach(_text_part(email.text, "plain"))
+        message.attach(_text_part(email.html, "html"))
         return message
 
     async def send(self, email: OutgoingEmail) -> None:
         message = self.build_message(email, date=utcnow())
         while (client := self._take_idle()) is not None:
             try:
-                await client.send_message(message)
+                await _transmit(client, message)
             except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPResponseException) as err:
                 client.close()
                 if _closed_by_relay(err):
@@ -209,7 +234,7 @@ class SmtpMailSender:
         )
         try:
             await client.connect()
-            await client.send_message(message)
+            await _transmit(client, message)
         except BaseException:
             client.close()
             raise
@@ -246,6 +271,38 @@ class SmtpMailSender:
             task = asyncio.create_task(_quit(client))
             self._quitting.add(task)
             task.add_done_callback(self._quitting.discard)
+
+
+async def _transmit(client: aiosmtplib.SMTP, message: Message) -> None:
+    if isinstance(message, EmailMessage):
+        await client.send_message(message)  # with SMTPUTF8, which its addresses need
+        return
+    # Flattened here: aiosmtplib's compat32 flattening moves a long Message-ID onto a line of
+    # its own and turns a body line that starts with "From " into ">From " (as mbox files
+    # need). Folding headers again the modern way would cost what compat32 saves.
+    sender = parseaddr(message["From"])[1]
+    await client.sendmail(sender, [message["To"]], message.as_bytes(policy=_AS_BUILT))
+
+
+def _text_part(text: str, subtype: str) -> MIMENonMultipart:
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    part.set_payload(text, _UTF8_QP)
+    return part
+
+
+def _utf8_message(
+    email: OutgoingEmail, *, sender: tuple[str, str], recipient: str, date: datetime
+) -> EmailMessage:
+    """The same message with UTF-8 headers, for a relay that speaks SMTPUTF8."""
+    message = EmailMessage()
+    message["From"] = formataddr(sender)
+    message["To"] = recipient
+    message["Subject"] = email.subject
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = email.message_id
+    message.set_content(email.text)
+    message.add_alternative(email.html, subtype="html")
+    return message
 
 
 def _closed_by_relay(err: Exception) -> bool:

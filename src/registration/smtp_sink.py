@@ -10,15 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import email
-import email.policy
 import os
 import re
 import signal
 import sys
 import time
-from email.message import EmailMessage
+from email.header import decode_header, make_header
+from email.message import Message
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -26,6 +25,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 _LINK_RE = re.compile(r"https?://\S+")
 # What summary_line prints: the recipients, the subject's repr, the first link or "-".
 _SUMMARY_RE = re.compile(r"^mail to=(?P<to>\S*) subject=.* link=(?P<link>\S+)$")
+# A folded header line: the line break goes, the whitespace after it stays (RFC 5322 2.2.3).
+_FOLD_RE = re.compile(r"\r?\n(?=[ \t])")
 
 
 class MaildirHandler:
@@ -44,27 +45,45 @@ class MaildirHandler:
         draft.write_bytes(raw)
         # The rename makes the file appear whole: a reader never sees half a message.
         draft.rename(self.mail_dir / name)
-        message = email.message_from_bytes(raw, policy=email.policy.default)
+        # compat32, the parser's default, keeps headers as text: a tenth of the CPU of
+        # policy.default's header objects, and the summary needs only the subject and a link.
+        message = email.message_from_bytes(raw)
         print(summary_line(message, envelope.rcpt_tos), flush=True)
         return "250 Message accepted for delivery"
 
 
-def summary_line(message: Any, recipients: list[str]) -> str:
+def summary_line(message: Message, recipients: list[str]) -> str:
     link = first_link(message) or "-"
-    return f"mail to={','.join(recipients)} subject={message['Subject']!r} link={link}"
+    return f"mail to={','.join(recipients)} subject={subject_of(message)!r} link={link}"
 
 
-def text_part(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("plain",))
-    return part.get_content() if part is not None else ""
+def subject_of(message: Message) -> str:
+    """The subject as text, from a message parsed with any policy: compat32 leaves it folded
+    and RFC 2047 encoded, and a raw UTF-8 header (SMTPUTF8) as surrogates."""
+    raw = next((str(v) for k, v in message.raw_items() if k.lower() == "subject"), "")
+    raw = _FOLD_RE.sub("", raw).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return str(make_header(decode_header(raw)))
 
 
-def first_link(message: EmailMessage) -> str | None:
+def text_part(message: Message) -> str:
+    """The first plain-text part, decoded, from a message parsed with any policy."""
+    for part in message.walk():
+        if (
+            part.get_content_type() == "text/plain"
+            and part.get_content_disposition() != "attachment"
+        ):
+            body = part.get_payload(decode=True)
+            if isinstance(body, bytes):
+                return body.decode(part.get_content_charset() or "us-ascii", errors="replace")
+    return ""
+
+
+def first_link(message: Message) -> str | None:
     match = _LINK_RE.search(text_part(message))
     return match.group(0) if match else None
 
 
-def link_token(message: EmailMessage) -> str | None:
+def link_token(message: Message) -> str | None:
     """The token of the email's first link, if it has one."""
     return token_of(first_link(message))
 
