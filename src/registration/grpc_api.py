@@ -7,6 +7,7 @@ arguments carry a google.rpc.BadRequest naming each field at fault.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -119,143 +120,118 @@ def _add_servicer(servicer: RegistrationServicer, server: grpc.aio.Server) -> No
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
+Request = TypeVar("Request")
+
+
+def _rpc(
+    method: Callable[[RegistrationServicer, Request], Awaitable[Response]],
+) -> Callable[
+    [RegistrationServicer, Request, grpc.aio.ServicerContext[Request, Response]],
+    Awaitable[Response],
+]:
+    """A gRPC method from `method`, which turns a request into its response: `_answer` runs
+    it and turns every failure into exactly one documented status."""
+
+    @functools.wraps(method)
+    async def handler(
+        self: RegistrationServicer,
+        request: Request,
+        context: grpc.aio.ServicerContext[Request, Response],
+    ) -> Response:
+        return await _answer(context, request, lambda: method(self, request))
+
+    return handler
+
+
 class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
     def __init__(self, services: Services) -> None:
         self._services = services
 
-    async def RegisterUser(
-        self,
-        request: pb.RegisterUserRequest,
-        context: grpc.aio.ServicerContext[pb.RegisterUserRequest, pb.RegisterUserResponse],
-    ) -> pb.RegisterUserResponse:
-        async def call() -> pb.RegisterUserResponse:
-            result = await self._services.registration.register(
-                email=request.email, password=request.password
-            )
-            return pb.RegisterUserResponse(
-                registration_id=result.registration_id,
-                status=_REGISTRATION_STATUS[result.status],
-                expires_at=_timestamp(result.expires_at),
-            )
+    @_rpc
+    async def RegisterUser(self, request: pb.RegisterUserRequest) -> pb.RegisterUserResponse:
+        result = await self._services.registration.register(
+            email=request.email, password=request.password
+        )
+        return pb.RegisterUserResponse(
+            registration_id=result.registration_id,
+            status=_REGISTRATION_STATUS[result.status],
+            expires_at=_timestamp(result.expires_at),
+        )
 
-        return await _answer(context, request, call)
+    @_rpc
+    async def VerifyEmail(self, request: pb.VerifyEmailRequest) -> pb.VerifyEmailResponse:
+        result = await self._services.registration.verify(token=request.token)
+        return pb.VerifyEmailResponse(
+            registration_id=result.registration_id,
+            user_id=result.user_id,
+            status=_REGISTRATION_STATUS[result.status],
+            already_verified=result.already_verified,
+        )
 
-    async def VerifyEmail(
-        self,
-        request: pb.VerifyEmailRequest,
-        context: grpc.aio.ServicerContext[pb.VerifyEmailRequest, pb.VerifyEmailResponse],
-    ) -> pb.VerifyEmailResponse:
-        async def call() -> pb.VerifyEmailResponse:
-            result = await self._services.registration.verify(token=request.token)
-            return pb.VerifyEmailResponse(
-                registration_id=result.registration_id,
-                user_id=result.user_id,
-                status=_REGISTRATION_STATUS[result.status],
-                already_verified=result.already_verified,
-            )
-
-        return await _answer(context, request, call)
-
+    @_rpc
     async def ResendVerificationEmail(
-        self,
-        request: pb.ResendVerificationEmailRequest,
-        context: grpc.aio.ServicerContext[
-            pb.ResendVerificationEmailRequest, pb.ResendVerificationEmailResponse
-        ],
+        self, request: pb.ResendVerificationEmailRequest
     ) -> pb.ResendVerificationEmailResponse:
-        async def call() -> pb.ResendVerificationEmailResponse:
-            result = await self._services.registration.resend_verification(
-                registration_id=request.registration_id
-            )
-            return pb.ResendVerificationEmailResponse(
-                registration_id=result.registration_id,
-                next_resend_allowed_at=_timestamp(result.next_resend_allowed_at),
-                resends_remaining=result.resends_remaining,
-            )
+        result = await self._services.registration.resend_verification(
+            registration_id=request.registration_id
+        )
+        return pb.ResendVerificationEmailResponse(
+            registration_id=result.registration_id,
+            next_resend_allowed_at=_timestamp(result.next_resend_allowed_at),
+            resends_remaining=result.resends_remaining,
+        )
 
-        return await _answer(context, request, call)
-
+    @_rpc
     async def GetRegistration(
-        self,
-        request: pb.GetRegistrationRequest,
-        context: grpc.aio.ServicerContext[pb.GetRegistrationRequest, pb.GetRegistrationResponse],
+        self, request: pb.GetRegistrationRequest
     ) -> pb.GetRegistrationResponse:
-        async def call() -> pb.GetRegistrationResponse:
-            record = await self._services.registration.get(registration_id=request.registration_id)
-            return pb.GetRegistrationResponse(registration=registration_message(record))
+        record = await self._services.registration.get(registration_id=request.registration_id)
+        return pb.GetRegistrationResponse(registration=registration_message(record))
 
-        return await _answer(context, request, call)
+    @_rpc
+    async def Authenticate(self, request: pb.AuthenticateRequest) -> pb.AuthenticateResponse:
+        signed_in = await self._services.sign_in.authenticate(
+            email=request.email, password=request.password
+        )
+        return pb.AuthenticateResponse(user_id=signed_in.user_id)
 
-    async def Authenticate(
-        self,
-        request: pb.AuthenticateRequest,
-        context: grpc.aio.ServicerContext[pb.AuthenticateRequest, pb.AuthenticateResponse],
-    ) -> pb.AuthenticateResponse:
-        async def call() -> pb.AuthenticateResponse:
-            signed_in = await self._services.sign_in.authenticate(
-                email=request.email, password=request.password
-            )
-            return pb.AuthenticateResponse(user_id=signed_in.user_id)
-
-        return await _answer(context, request, call)
-
+    @_rpc
     async def RequestPasswordReset(
-        self,
-        request: pb.RequestPasswordResetRequest,
-        context: grpc.aio.ServicerContext[
-            pb.RequestPasswordResetRequest, pb.RequestPasswordResetResponse
-        ],
+        self, request: pb.RequestPasswordResetRequest
     ) -> pb.RequestPasswordResetResponse:
-        async def call() -> pb.RequestPasswordResetResponse:
-            await self._services.password_reset.request(email=request.email)
-            return pb.RequestPasswordResetResponse()
+        await self._services.password_reset.request(email=request.email)
+        return pb.RequestPasswordResetResponse()
 
-        return await _answer(context, request, call)
+    @_rpc
+    async def ResetPassword(self, request: pb.ResetPasswordRequest) -> pb.ResetPasswordResponse:
+        await self._services.password_reset.reset(
+            token=request.token, new_password=request.new_password
+        )
+        return pb.ResetPasswordResponse()
 
-    async def ResetPassword(
-        self,
-        request: pb.ResetPasswordRequest,
-        context: grpc.aio.ServicerContext[pb.ResetPasswordRequest, pb.ResetPasswordResponse],
-    ) -> pb.ResetPasswordResponse:
-        async def call() -> pb.ResetPasswordResponse:
-            await self._services.password_reset.reset(
-                token=request.token, new_password=request.new_password
-            )
-            return pb.ResetPasswordResponse()
-
-        return await _answer(context, request, call)
-
+    @_rpc
     async def NotifyEnrollment(
-        self,
-        request: pb.NotifyEnrollmentRequest,
-        context: grpc.aio.ServicerContext[pb.NotifyEnrollmentRequest, pb.NotifyEnrollmentResponse],
+        self, request: pb.NotifyEnrollmentRequest
     ) -> pb.NotifyEnrollmentResponse:
-        async def call() -> pb.NotifyEnrollmentResponse:
-            notification_id = await self._services.notifications.notify_enrollment(
-                EnrollmentRequest(
-                    order_id=request.order_id,
-                    organizer_email=request.organizer_email,
-                    organizer_name=request.organizer_name,
-                    enrollee_name=request.enrollee_name,
-                    offering_name=request.offering_name,
-                    enrollee_email=request.enrollee_email,
-                    enrolled_at=_optional_datetime(request, "enrolled_at"),
-                )
+        notification_id = await self._services.notifications.notify_enrollment(
+            EnrollmentRequest(
+                order_id=request.order_id,
+                organizer_email=request.organizer_email,
+                organizer_name=request.organizer_name,
+                enrollee_name=request.enrollee_name,
+                offering_name=request.offering_name,
+                enrollee_email=request.enrollee_email,
+                enrolled_at=_optional_datetime(request, "enrolled_at"),
             )
-            return pb.NotifyEnrollmentResponse(notification_id=notification_id)
+        )
+        return pb.NotifyEnrollmentResponse(notification_id=notification_id)
 
-        return await _answer(context, request, call)
-
+    @_rpc
     async def GetNotification(
-        self,
-        request: pb.GetNotificationRequest,
-        context: grpc.aio.ServicerContext[pb.GetNotificationRequest, pb.GetNotificationResponse],
+        self, request: pb.GetNotificationRequest
     ) -> pb.GetNotificationResponse:
-        async def call() -> pb.GetNotificationResponse:
-            record = await self._services.notifications.get(notification_id=request.notification_id)
-            return pb.GetNotificationResponse(notification=notification_message(record))
-
-        return await _answer(context, request, call)
+        record = await self._services.notifications.get(notification_id=request.notification_id)
+        return pb.GetNotificationResponse(notification=notification_message(record))
 
 
 async def _answer(
