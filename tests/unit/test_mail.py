@@ -234,7 +234,7 @@ def test_build_message_has_headers_and_two_alternatives() -> None:
     )
     outgoing = _verification(TemplateRenderer(app_name="Acme"))
     built = SmtpMailSender(settings).build_message(outgoing, date=EXPIRES_AT)
-    # As a relay receives it, bytes parsed back.
+    # Flattened and parsed back (the sink tests below check the bytes that are sent).
     message = email.message_from_bytes(built.as_bytes(), policy=default)
 
     assert message["From"] == "Acme Accounts <no-reply@example.org>"
@@ -261,7 +261,7 @@ def test_built_message_has_the_sender_display_name_and_the_message_id(kind: Emai
     outgoing = _render_kind(renderer, kind, message_id=message_id)
 
     message = SmtpMailSender(settings).build_message(outgoing, date=EXPIRES_AT)
-    # As a relay receives it, bytes parsed back.
+    # Flattened and parsed back (the sink tests below check the bytes that are sent).
     received = email.message_from_bytes(message.as_bytes(), policy=default)
 
     assert received["From"] == '"Acme, Support Team" <no-reply@mail.example.org>'
