@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 .PHONY: run test chaos load bench bytecode lint format proto migrate clean
 
 run: $(INSTALLED) bytecode
-	$(PY) -m registration.devstack
+	$(PY) -m registration.devtools.launcher
 
 test: $(INSTALLED) bytecode
 	$(PY) -m pytest --durations=15
@@ -22,7 +22,8 @@ chaos: $(INSTALLED) bytecode
 load: $(INSTALLED) bytecode
 	$(PY) -m bench.load --registrations $(or $(N),1000)
 
-# The benchmark against bare Temporal: table, bench/results/*.json and *.png (see README).
+# The benchmark against bare Temporal: table, bench/results/*.json and *.png
+# (docs/performance.md).
 bench: $(INSTALLED) bytecode
 	$(PY) -m bench
 
@@ -30,6 +31,7 @@ lint: $(INSTALLED)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 format: $(INSTALLED)
 	$(PY) -m ruff check --fix .
@@ -37,7 +39,7 @@ format: $(INSTALLED)
 
 # Applies pending database migrations to DATABASE_URL (`make run` does it by itself).
 migrate: $(INSTALLED)
-	$(PY) -m registration.migrate upgrade
+	$(PY) -m registration.adapters.db.migrate upgrade
 
 # Regenerates src/registration/v1/ from proto/; a test fails when the committed code is stale.
 proto: $(INSTALLED)

@@ -37,10 +37,10 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 from sqlalchemy import func
@@ -50,13 +50,15 @@ from tqdm import tqdm
 
 from bench.bare import BareRegistrationWorkflow, EmptyWorkflow
 from bench.report import write_chart, write_table
-from registration.db import User, build_engine
-from registration.devstack import DevStack, isolated_env
-from registration.passwords import build_password_hasher
+from bench.results import Latency, Results, judge
+from registration.adapters.db.engine import build_engine
+from registration.adapters.db.tables import User
+from registration.adapters.password_hashing import build_password_hasher
+from registration.adapters.temporal.connect import connect_temporal
+from registration.devtools.launcher import DevStack, isolated_env
+from registration.devtools.smtp_sink import token_from_summary
+from registration.domain.statuses import RegistrationStatus
 from registration.settings import Settings
-from registration.smtp_sink import token_from_summary
-from registration.status import RegistrationStatus
-from registration.temporal_connect import connect_temporal
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 
@@ -69,42 +71,6 @@ SENDS_PER_SECOND = 1000.0
 E2E_STAGES = ("RegisterUser", "until the email", "VerifyEmail")
 CACHED_WORKFLOWS = 250  # the worker's default, given to both workers
 T = TypeVar("T")
-
-
-@dataclass
-class Latency:
-    n: int
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-
-    @staticmethod
-    def of(seconds: list[float]) -> Latency:
-        ordered = sorted(seconds)
-        if not ordered:  # every call failed: no figure, and no target met on it
-            return Latency(0, float("nan"), float("nan"), float("nan"))
-
-        def at(q: float) -> float:
-            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
-
-        return Latency(len(ordered), at(0.50), at(0.95), at(0.99))
-
-
-@dataclass
-class Results:
-    started_at: str
-    machine: str
-    settings: dict[str, Any]
-    argon2: Latency | None = None
-    register_user: dict[int, Latency] = field(default_factory=dict)
-    bare_start_workflow: dict[int, Latency] = field(default_factory=dict)
-    end_to_end: dict[str, Any] = field(default_factory=dict)
-    pending: dict[str, Any] = field(default_factory=dict)
-    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    lost_or_duplicated: list[str] = field(default_factory=list)
-    # Calls that failed, by "phase: gRPC code"; a phase that could not finish, with its error.
-    failed_calls: dict[str, int] = field(default_factory=dict)
-    unfinished_phases: dict[str, str] = field(default_factory=dict)
 
 
 async def timed_calls(
@@ -480,43 +446,6 @@ class Bench:
                 break
             await asyncio.sleep(1)
         bar.close()
-
-
-def judge(results: Results) -> None:
-    """Whether each benchmark target holds, with the figures it rests on."""
-    if results.argon2 and 16 in results.register_user:
-        limit = 2 * (results.bare_start_workflow[16].p99_ms + results.argon2.p99_ms)
-        results.targets["RegisterUser p99 at 16 <= 2 x (bare start_workflow p99 + argon2)"] = {
-            "value_ms": results.register_user[16].p99_ms,
-            "limit_ms": round(limit, 1),
-            "holds": results.register_user[16].p99_ms <= limit,
-        }
-    if results.end_to_end:
-        results.targets["end-to-end throughput >= 0.8 x bare"] = {
-            "value": results.end_to_end["ratio"],
-            "limit": 0.8,
-            "holds": results.end_to_end["ratio"] >= 0.8,
-        }
-    if results.pending:
-        results.targets["worker RSS <= 300 MiB with the registrations pending"] = {
-            "value_mib": results.pending["worker_rss_mib"],
-            "limit_mib": 300,
-            "holds": results.pending["worker_rss_mib"] <= 300,
-        }
-        p99 = results.pending["get_registration"]["p99_ms"]
-        results.targets["GetRegistration p99 <= 50 ms while they wait"] = {
-            "value_ms": p99,
-            "limit_ms": 50,
-            "holds": p99 <= 50,
-        }
-    results.targets["no registration lost or duplicated"] = {
-        "value": len(results.lost_or_duplicated),
-        "holds": not results.lost_or_duplicated,
-    }
-    results.targets["every phase finished"] = {
-        "value": sorted(results.unfinished_phases) or "all",
-        "holds": not results.unfinished_phases,
-    }
 
 
 async def bench(args: argparse.Namespace, folder: Path) -> Results:

@@ -33,13 +33,14 @@ import grpc
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from registration.db import User, build_engine
-from registration.devstack import DevStack, isolated_env
-from registration.identifiers import workflow_id_for_registration
+from registration.adapters.db.engine import build_engine
+from registration.adapters.db.tables import User
+from registration.adapters.temporal.connect import connect_temporal
+from registration.devtools.launcher import DevStack, isolated_env
+from registration.devtools.smtp_sink import link_token
+from registration.domain.identifiers import workflow_id_for_registration
+from registration.domain.statuses import RegistrationStatus
 from registration.settings import Settings
-from registration.smtp_sink import link_token
-from registration.status import RegistrationStatus
-from registration.temporal_connect import connect_temporal
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt
 
-if TYPE_CHECKING:
-    from bench.__main__ import Results
+from bench.results import Results
 
 
 def write_table(results: Results) -> str:

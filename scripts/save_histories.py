@@ -29,16 +29,16 @@ from pathlib import Path
 
 import grpc
 
-from registration.devstack import DevStack, free_port, isolated_env
-from registration.identifiers import (
+from registration.adapters.temporal.connect import connect_temporal
+from registration.devtools.launcher import DevStack, free_port, isolated_env
+from registration.devtools.smtp_sink import link_token
+from registration.domain.identifiers import (
     email_key,
     password_reset_workflow_id,
     workflow_id_for_notification,
     workflow_id_for_registration,
 )
 from registration.settings import Settings
-from registration.smtp_sink import link_token
-from registration.temporal_connect import connect_temporal
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from workflows.registration_attempt import NOTICE_WORKFLOW_ID_PREFIX

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from registration.db import build_engine
-from registration.migrate import upgrade
+from registration.adapters.db.engine import build_engine
+from registration.adapters.db.migrate import upgrade
 from tests.databases import (
     BACKENDS,
     create_postgres_database,

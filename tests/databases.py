@@ -20,8 +20,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlmodel import SQLModel
 
-from registration.db import build_engine
-from registration.migrate import upgrade
+from registration.adapters.db.engine import build_engine
+from registration.adapters.db.migrate import upgrade
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-from registration.mail import OutgoingEmail, Subject, TemplateRenderer
+from registration.adapters.email.messages import OutgoingEmail
+from registration.adapters.email.rendering import Subject, TemplateRenderer
+from registration.domain.email_kinds import EmailKind
 from registration.settings import Settings
-from registration.status import EmailKind
 from workflows.contracts import EnrollmentDetails
 
 LINK = "http://127.0.0.1:8000/verify?token=" + "a" * 52

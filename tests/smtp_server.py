@@ -3,7 +3,7 @@
 Tests of email delivery need a relay that misbehaves on cue: greylisting (4xx), unknown
 mailboxes (5xx), a relay that hangs up (421) or one that is down altogether. This one is
 aiosmtpd listening on 127.0.0.1, speaking real SMTP (with SMTPUTF8, like
-`registration.smtp_sink`), so the code under test goes through aiosmtplib unchanged:
+`registration.devtools.smtp_sink`), so the code under test goes through aiosmtplib unchanged:
 
     async with ControllableSmtpServer() as smtp:          # a free port, in `smtp.port`
         smtp.fail_next(2, "451 4.7.1 greylisted")          # every recipient, next 2 mails

@@ -12,11 +12,7 @@ import re
 import aiosmtplib
 from temporalio.exceptions import ApplicationError
 
-PERMANENT = "PermanentSmtpFailure"
-TRANSIENT = "TransientSmtpFailure"
-# Not SMTP failures, but the other reasons a send activity gives up on an attempt.
-TEMPLATE_PROBLEM = "TemplateProblem"
-LINK_REPLACED = "LinkReplaced"
+from registration.domain.failures import PERMANENT_SMTP_FAILURE, TRANSIENT_SMTP_FAILURE
 
 
 def smtp_failure(err: BaseException, recipient: str) -> ApplicationError:
@@ -26,7 +22,9 @@ def smtp_failure(err: BaseException, recipient: str) -> ApplicationError:
     )
     text = redact(f"{type(err).__name__}: {str(err).strip() or 'no detail'}", recipient)
     return ApplicationError(
-        text, type=PERMANENT if permanent else TRANSIENT, non_retryable=permanent
+        text,
+        type=PERMANENT_SMTP_FAILURE if permanent else TRANSIENT_SMTP_FAILURE,
+        non_retryable=permanent,
     )
 
 

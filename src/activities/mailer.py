@@ -11,37 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.email_failures import TEMPLATE_PROBLEM, smtp_failure
-from registration.db import utcnow
-from registration.mail import (
-    MailSender,
-    OutgoingEmail,
-    Subject,
-    TemplateProblem,
-    TemplateRenderer,
-    message_id_for,
-)
-from registration.repository import DeliveryOwner, DeliveryRecord, RegistrationRepository
-from registration.status import DeliveryStatus, EmailKind
+from activities.database_calls import run_db
+from activities.email_failures import smtp_failure
+from registration.adapters.db.deliveries import DeliveryRepository
+from registration.adapters.email.messages import OutgoingEmail, message_id_for
+from registration.adapters.email.rendering import Subject, TemplateProblem, TemplateRenderer
+from registration.adapters.email.smtp import MailSender
+from registration.domain.clock import utcnow
+from registration.domain.email_kinds import EmailKind
+from registration.domain.failures import TEMPLATE_PROBLEM
+from registration.domain.records import DeliveryOwner, DeliveryRecord
+from registration.domain.statuses import DeliveryStatus
 from workflows.contracts import SendEmailResult
-
-P = ParamSpec("P")
-T = TypeVar("T")
-INVARIANT_VIOLATED = "InvariantViolated"
-
-
-async def run_db(call: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    """Runs a repository call off the event loop. A broken invariant (a row that must exist
-    does not) is not retried: no retry can mend it, and it must be seen."""
-    try:
-        return await asyncio.to_thread(call, *args, **kwargs)
-    except (LookupError, ValueError) as err:
-        raise ApplicationError(str(err), type=INVARIANT_VIOLATED, non_retryable=True) from err
 
 
 class RecordedMailer:
@@ -50,12 +36,12 @@ class RecordedMailer:
     def __init__(
         self,
         *,
-        repository: RegistrationRepository,
+        deliveries: DeliveryRepository,
         renderer: TemplateRenderer,
         sender: MailSender,
         from_email: str,
     ) -> None:
-        self._repository = repository
+        self._deliveries = deliveries
         self._renderer = renderer
         self._sender = sender
         self._from_email = from_email
@@ -74,7 +60,7 @@ class RecordedMailer:
         """One attempt of a recorded delivery. `context` gives the template's values; it may
         refuse (raise) when the email has become pointless, like a link that no longer works."""
         delivery = await run_db(
-            self._repository.open_delivery,
+            self._deliveries.open_delivery,
             delivery_id=delivery_id,
             owner=owner,
             kind=kind,
@@ -94,7 +80,7 @@ class RecordedMailer:
             context=await context(),
         )
         counted = await run_db(
-            self._repository.count_attempt,
+            self._deliveries.count_attempt,
             delivery_id=delivery_id,
             message_id=message_id,
             now=utcnow(),
@@ -107,14 +93,14 @@ class RecordedMailer:
             await self.deliver(email)
         except ApplicationError as failure:
             await run_db(
-                self._repository.record_delivery_error,
+                self._deliveries.record_delivery_error,
                 delivery_id=delivery_id,
                 error=failure.message,
                 now=utcnow(),
             )
             raise
         sent = await run_db(
-            self._repository.mark_delivery_sent, delivery_id=delivery_id, sent_at=utcnow()
+            self._deliveries.mark_delivery_sent, delivery_id=delivery_id, sent_at=utcnow()
         )
         activity.logger.info(
             "sent %s email for delivery %s",
@@ -160,7 +146,7 @@ class RecordedMailer:
         except TemplateProblem as problem:
             activity.logger.error("delivery %s waits for its template: %s", delivery_id, problem)
             await run_db(
-                self._repository.record_delivery_error,
+                self._deliveries.record_delivery_error,
                 delivery_id=delivery_id,
                 error=str(problem),
                 now=utcnow(),

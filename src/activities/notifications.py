@@ -8,11 +8,12 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.mailer import RecordedMailer, run_db
-from registration.mail import Subject
-from registration.notification_repository import NotificationRepository
-from registration.repository import DeliveryOwner
-from registration.status import EmailKind
+from activities.database_calls import run_db
+from activities.mailer import RecordedMailer
+from registration.adapters.db.notifications import NotificationRepository
+from registration.adapters.email.rendering import Subject
+from registration.domain.email_kinds import EmailKind
+from registration.domain.records import DeliveryOwner
 from workflows.contracts import RecordNotificationInput, SendEmailResult, SendNotificationInput
 
 ENROLLMENT_SUBJECT_SETTING = "ENROLLMENT_SUBJECT"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.mailer import run_db
-from registration.db import utcnow
-from registration.identifiers import derive_token, hash_token
-from registration.reset_repository import PasswordResetRepository
-from registration.throttle_repository import SignInThrottleRepository
+from activities.database_calls import run_db
+from registration.adapters.db.password_resets import PasswordResetRepository
+from registration.adapters.db.sign_in_throttle import SignInThrottleRepository
+from registration.domain.clock import utcnow
+from registration.domain.identifiers import derive_token, hash_token
 from workflows.contracts import (
     CompleteResetInput,
     ExpireResetInput,

@@ -13,17 +13,19 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.email_failures import LINK_REPLACED
-from activities.mailer import RecordedMailer, run_db
-from registration.db import utcnow
-from registration.identifiers import derive_token, hash_token
-from registration.repository import (
+from activities.database_calls import run_db
+from activities.mailer import RecordedMailer
+from registration.adapters.db.deliveries import DeliveryRepository
+from registration.adapters.db.password_resets import PasswordResetRepository
+from registration.adapters.db.registrations import (
     CreateOutcome,
-    DeliveryOwner,
     NewVerification,
     RegistrationRepository,
 )
-from registration.reset_repository import PasswordResetRepository
+from registration.domain.clock import utcnow
+from registration.domain.failures import EMAIL_ALREADY_REGISTERED, LINK_REPLACED
+from registration.domain.identifiers import derive_token, hash_token
+from registration.domain.records import DeliveryOwner
 from workflows.contracts import (
     ActivateUserInput,
     CreatePendingUserInput,
@@ -37,8 +39,6 @@ from workflows.contracts import (
     SendNoticeInput,
 )
 
-EMAIL_ALREADY_REGISTERED = "EmailAlreadyRegistered"
-
 
 class RegistrationActivities:
     """Built once per worker by `worker.py` with the collaborators it needs."""
@@ -47,12 +47,14 @@ class RegistrationActivities:
         self,
         *,
         repository: RegistrationRepository,
+        deliveries: DeliveryRepository,
         resets: PasswordResetRepository,
         mailer: RecordedMailer,
         secret_key: bytes,
         public_base_url: str,
     ) -> None:
         self._repository = repository
+        self._deliveries = deliveries
         self._resets = resets
         self._mailer = mailer
         self._secret_key = secret_key
@@ -118,7 +120,7 @@ class RegistrationActivities:
     @activity.defn(name="record_delivery_failure")
     async def record_delivery_failure(self, input: DeliveryFailedInput) -> DeliveryFailedResult:
         record = await run_db(
-            self._repository.mark_delivery_failed,
+            self._deliveries.mark_delivery_failed,
             delivery_id=input.delivery_id,
             owner=DeliveryOwner(
                 registration_id=input.registration_id, notification_id=input.notification_id

@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from registration.codec import PayloadKeys
+from registration.adapters.temporal.payload_codec import PayloadKeys
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -444,6 +444,12 @@ def _read_or_create_secret_file(path: Path, generate: Callable[[], str]) -> str:
     if not content:
         raise RuntimeError(f"secret file {path} is empty")
     return content
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """`host:port` → (host, port); an empty host means 127.0.0.1."""
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
 
 
 def load_settings(*, needs_secrets: bool = True) -> Settings:

@@ -4,20 +4,16 @@ Single dataclasses, never ORM or protobuf objects, so fields can be added compat
 field needs a default so that histories recorded before it still decode.
 
 No `from __future__ import annotations` here: the data converter reads each dataclass's type
-hints on every decode, and hints kept as strings are evaluated again each time (decoding a
-SendEmailInput took 176 µs with them, 61 µs without).
+hints on every decode, and hints kept as strings are evaluated again each time, at about three
+times the cost (docs/performance.md).
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from registration.status import (
-    DeliveryStatus,
-    EmailKind,
-    PasswordResetStatus,
-    RegistrationStatus,
-)
+from registration.domain.email_kinds import EmailKind
+from registration.domain.statuses import DeliveryStatus, PasswordResetStatus, RegistrationStatus
 
 
 class LinkPurpose(StrEnum):

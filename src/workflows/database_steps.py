@@ -3,26 +3,24 @@ retried for as long as the database does not answer, never given up on while it 
 registration must not stop half-written.
 
 They run as local activities: inside the workflow task that asks for them, in the worker that
-runs the workflow, with no dispatch through the Temporal server and no extra workflow task.
-The Temporal server, the bottleneck on a small machine, does less for each registration: with
-`python -m bench --phases throughput --registrations 400` on 2 cores, end to end went from
-7.1-7.7 to 9.7-10.1 registrations a second (bare Temporal: 12-14).
-Workflows that started before this change ran them as ordinary activities; `workflow.patched`
-keeps those replaying as they ran (see the README, "Changing a workflow safely"). Their retries
-are not listed as pending activities in Temporal: the worker's log shows each attempt.
+runs the workflow, with no dispatch through the Temporal server and no extra workflow task,
+so the Temporal server does less for each registration (docs/performance.md). Workflows that
+started before ran them as ordinary activities; `workflow.patched` keeps those replaying as
+they ran (docs/changing-workflows.md). Their retries are not listed as pending activities in
+Temporal: the worker's log shows each attempt.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.registration import EMAIL_ALREADY_REGISTERED
+    from registration.domain.failures import EMAIL_ALREADY_REGISTERED
 
 DATABASE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -42,18 +40,18 @@ I = TypeVar("I")  # noqa: E741
 O = TypeVar("O")  # noqa: E741
 
 
-async def database_step(activity: Callable[[Any, I], Awaitable[O]], arg: I) -> O:
-    """Runs one database activity (a method of an activities class) with `arg`."""
+async def database_step(activity: Callable[[I], Awaitable[O]], arg: I) -> O:
+    """Runs one database activity (declared in activity_interfaces) with `arg`."""
     if workflow.patched(LOCAL_DATABASE_STEPS):
         return await local_database_step(activity, arg)
-    return await workflow.execute_activity_method(
+    return await workflow.execute_activity(
         activity, arg, start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY
     )
 
 
-async def local_database_step(activity: Callable[[Any, I], Awaitable[O]], arg: I) -> O:
+async def local_database_step(activity: Callable[[I], Awaitable[O]], arg: I) -> O:
     """Runs one database activity as a local activity (for workflows that always did)."""
-    return await workflow.execute_local_activity_method(
+    return await workflow.execute_local_activity(
         activity,
         arg,
         start_to_close_timeout=DATABASE_TIMEOUT,

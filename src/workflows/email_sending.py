@@ -18,8 +18,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from activities.email_failures import TEMPLATE_PROBLEM
-    from registration.status import DeliveryStatus
+    from registration.domain.failures import TEMPLATE_PROBLEM
+    from registration.domain.statuses import DeliveryStatus
     from workflows.contracts import DeliveryState, EmailRetrySettings, SendEmailResult
 
 # The email activity heartbeats every few seconds while it talks to the relay.

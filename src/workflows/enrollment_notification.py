@@ -12,9 +12,13 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.notifications import NotificationActivities
-    from activities.registration import RegistrationActivities
-    from registration.status import DeliveryStatus, EmailKind
+    from registration.domain.email_kinds import EmailKind
+    from registration.domain.statuses import DeliveryStatus
+    from workflows.activity_interfaces import (
+        record_delivery_failure,
+        record_notification,
+        send_enrollment_notification,
+    )
     from workflows.contracts import (
         DeliveryFailedInput,
         DeliveryState,
@@ -57,7 +61,7 @@ class EnrollmentNotificationWorkflow:
         # Local activities: the database writes run in this worker, outside the task queue's
         # rate limit, which is meant for the sends alone.
         await local_database_step(
-            NotificationActivities.record_notification,
+            record_notification,
             RecordNotificationInput(
                 notification_id=input.notification_id,
                 kind=EmailKind.ENROLLMENT,
@@ -73,8 +77,8 @@ class EnrollmentNotificationWorkflow:
 
         try:
             result = await send_once_rendered(
-                lambda: workflow.execute_activity_method(
-                    NotificationActivities.send_enrollment_notification,
+                lambda: workflow.execute_activity(
+                    send_enrollment_notification,
                     SendNotificationInput(
                         delivery_id=delivery.delivery_id,
                         notification_id=input.notification_id,
@@ -92,7 +96,7 @@ class EnrollmentNotificationWorkflow:
             delivery.status = DeliveryStatus.FAILED
             delivery.last_error = reason
             recorded = await local_database_step(
-                RegistrationActivities.record_delivery_failure,
+                record_delivery_failure,
                 DeliveryFailedInput(
                     delivery_id=delivery.delivery_id,
                     registration_id=None,

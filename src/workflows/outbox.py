@@ -16,8 +16,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.registration import RegistrationActivities
-    from registration.status import DeliveryStatus, EmailKind
+    from registration.domain.email_kinds import EmailKind
+    from registration.domain.statuses import DeliveryStatus
+    from workflows.activity_interfaces import record_delivery_failure, send_email
     from workflows.contracts import (
         DeliveryFailedInput,
         DeliveryState,
@@ -123,8 +124,8 @@ class Outbox:
 
         try:
             result = await send_once_rendered(
-                lambda: workflow.execute_activity_method(
-                    RegistrationActivities.send_email,
+                lambda: workflow.execute_activity(
+                    send_email,
                     request,
                     **email_activity_options(self._retry, self._task_queue),
                 ),
@@ -149,7 +150,7 @@ class Outbox:
         # FAILED only once the database says so: a write cut short (stop_link_sends cancels
         # the send it belongs to) leaves the delivery PENDING, and stop_link_sends records it.
         recorded = await database_step(
-            RegistrationActivities.record_delivery_failure,
+            record_delivery_failure,
             DeliveryFailedInput(
                 delivery_id=delivery.delivery_id,
                 registration_id=self._registration_id(),

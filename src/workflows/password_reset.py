@@ -17,9 +17,15 @@ from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.password_reset import PasswordResetActivities
-    from registration.status import EmailKind, PasswordResetStatus
+    from registration.domain.email_kinds import EmailKind
+    from registration.domain.failures import RESET_EXPIRED, RESET_NOT_FOUND, RESET_USED
+    from registration.domain.statuses import PasswordResetStatus
     from workflows.account_email import AccountEmailWorkflow, account_email_workflow_id
+    from workflows.activity_interfaces import (
+        complete_password_reset,
+        expire_password_reset,
+        open_password_reset,
+    )
     from workflows.contracts import (
         AccountEmailInput,
         CompleteResetInput,
@@ -37,10 +43,6 @@ with workflow.unsafe.imports_passed_through():
 
 # The signal every RequestPasswordReset sends (with the start, or to the running workflow).
 REQUESTED_SIGNAL = "requested"
-# Failure types of the reset_password update; the server maps each to a status code.
-RESET_NOT_FOUND = "ResetNotFound"
-RESET_USED = "ResetUsed"
-RESET_EXPIRED = "ResetExpired"
 STOPPED_USED = "stopped: the password was reset before this email was confirmed sent"
 # The patch after which a request arriving with the deadline is served by a new reset.
 REQUEST_AT_THE_DEADLINE = "request-at-the-deadline-starts-a-new-reset"
@@ -77,7 +79,7 @@ class PasswordResetWorkflow:
     @workflow.run
     async def run(self, input: PasswordResetInput) -> PasswordResetState:
         opened = await database_step(
-            PasswordResetActivities.open_password_reset,
+            open_password_reset,
             OpenResetInput(
                 reset_id=input.reset_id,
                 email=input.email,
@@ -123,7 +125,7 @@ class PasswordResetWorkflow:
         else:
             await self._outbox.stop_link_sends(STOPPED_EXPIRED)
             await database_step(
-                PasswordResetActivities.expire_password_reset,
+                expire_password_reset,
                 ExpireResetInput(reset_id=input.reset_id),
             )
             self._state.status = PasswordResetStatus.EXPIRED
@@ -146,7 +148,7 @@ class PasswordResetWorkflow:
         used_at = workflow.now()
         try:
             await database_step(
-                PasswordResetActivities.complete_password_reset,
+                complete_password_reset,
                 CompleteResetInput(
                     reset_id=self._input.reset_id,
                     password_hash=request.password_hash,

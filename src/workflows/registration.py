@@ -1,4 +1,4 @@
-"""RegistrationWorkflow: owns one registration from "user saved" to ACTIVE or EXPIRED.
+"""RegistrationWorkflow: owns one registration from "user saved" to ACTIVE or REGISTRATION_EXPIRED.
 
 Deterministic code only: every side effect is an activity, time comes from `workflow.now()`.
 """
@@ -13,8 +13,21 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.registration import RegistrationActivities
-    from registration.status import EmailKind, RegistrationStatus
+    from registration.domain.email_kinds import EmailKind
+    from registration.domain.failures import (
+        ALREADY_VERIFIED,
+        REGISTRATION_EXPIRED,
+        REGISTRATION_NOT_FOUND,
+        RESEND_COOLDOWN,
+        RESEND_LIMIT,
+    )
+    from registration.domain.statuses import RegistrationStatus
+    from workflows.activity_interfaces import (
+        activate_user,
+        create_pending_user,
+        expire_user,
+        start_new_verification,
+    )
     from workflows.contracts import (
         ActivateUserInput,
         CreatePendingUserInput,
@@ -35,13 +48,6 @@ with workflow.unsafe.imports_passed_through():
 EXPIRED_BEFORE_SENT = "registration expired before the email was sent"
 STOPPED_VERIFIED = "stopped: the address was verified before this email was confirmed sent"
 REPLACED_BY_RESEND = "stopped: a resend replaced this link before it was confirmed sent"
-
-# Failure types of the verify and resend updates; the server maps each to a status code.
-EXPIRED = "Expired"
-NOT_FOUND = "NotFound"
-ALREADY_VERIFIED = "AlreadyVerified"
-RESEND_COOLDOWN = "ResendCooldown"
-RESEND_LIMIT = "ResendLimit"
 
 
 @workflow.defn
@@ -89,7 +95,7 @@ class RegistrationWorkflow:
     async def run(self, input: RegistrationInput) -> RegistrationState:
         self._publish()
         await database_step(
-            RegistrationActivities.create_pending_user,
+            create_pending_user,
             CreatePendingUserInput(
                 registration_id=input.registration_id,
                 user_id=input.user_id,
@@ -149,7 +155,7 @@ class RegistrationWorkflow:
             lambda: self._state.status is not RegistrationStatus.PENDING_VERIFICATION
         )
         if self._state.status is not RegistrationStatus.ACTIVE:
-            raise ApplicationError("registration has expired", type=EXPIRED)
+            raise ApplicationError("registration has expired", type=REGISTRATION_EXPIRED)
         return VerifyEmailResult(
             registration_id=self._state.registration_id,
             user_id=self._state.user_id,
@@ -162,11 +168,13 @@ class RegistrationWorkflow:
     def _validate_verify_email(self, request: VerifyEmailRequest) -> None:
         # Rejected updates leave no trace in history, so a late or misdirected click is cheap.
         if request.registration_id != self._state.registration_id:
-            raise ApplicationError("token belongs to another registration", type=NOT_FOUND)
+            raise ApplicationError(
+                "token belongs to another registration", type=REGISTRATION_NOT_FOUND
+            )
         if self._state.status is RegistrationStatus.ACTIVE or self._verification_requested:
             return  # a repeated click: it gets the same answer as the first
         if self._closing or self._past_deadline():
-            raise ApplicationError("registration has expired", type=EXPIRED)
+            raise ApplicationError("registration has expired", type=REGISTRATION_EXPIRED)
 
     @workflow.update(name="resend_verification")
     async def resend_verification(self, request: ResendRequest) -> ResendResult:
@@ -185,7 +193,7 @@ class RegistrationWorkflow:
             self._link = self._outbox.add(EmailKind.VERIFICATION, now)
             self._publish()
             await database_step(
-                RegistrationActivities.start_new_verification,
+                start_new_verification,
                 NewVerificationInput(
                     registration_id=self._input.registration_id,
                     delivery_id=self._link.delivery_id,
@@ -237,11 +245,11 @@ class RegistrationWorkflow:
     def _check_resend_allowed(self, request: ResendRequest) -> None:
         state = self._state
         if request.registration_id != state.registration_id:
-            raise ApplicationError("no such registration", type=NOT_FOUND)
+            raise ApplicationError("no such registration", type=REGISTRATION_NOT_FOUND)
         if state.status is RegistrationStatus.ACTIVE or self._verification_requested:
             raise ApplicationError("the address is already verified", type=ALREADY_VERIFIED)
         if self._closing or self._past_deadline():
-            raise ApplicationError("registration has expired", type=EXPIRED)
+            raise ApplicationError("registration has expired", type=REGISTRATION_EXPIRED)
         allowed_at = state.next_resend_allowed_at
         if state.resends_remaining <= 0 or allowed_at is None:
             raise ApplicationError("no resend is left for this registration", type=RESEND_LIMIT)
@@ -268,7 +276,7 @@ class RegistrationWorkflow:
     async def _activate(self) -> None:
         verified_at = workflow.now()
         await database_step(
-            RegistrationActivities.activate_user,
+            activate_user,
             ActivateUserInput(registration_id=self._input.registration_id, verified_at=verified_at),
         )
         self._state.status = RegistrationStatus.ACTIVE
@@ -277,7 +285,7 @@ class RegistrationWorkflow:
 
     async def _expire(self) -> None:
         await database_step(
-            RegistrationActivities.expire_user,
+            expire_user,
             ExpireUserInput(registration_id=self._input.registration_id),
         )
         self._state.status = RegistrationStatus.EXPIRED

@@ -14,8 +14,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.registration import RegistrationActivities
-    from registration.status import EmailKind
+    from registration.domain.email_kinds import EmailKind
+    from workflows.activity_interfaces import send_notice
     from workflows.contracts import AttemptNoticeInput, SendNoticeInput
     from workflows.email_sending import email_activity_options, send_once_rendered
 
@@ -34,8 +34,8 @@ class RegistrationAttemptNoticeWorkflow:
         )
         try:
             await send_once_rendered(
-                lambda: workflow.execute_activity_method(
-                    RegistrationActivities.send_notice,
+                lambda: workflow.execute_activity(
+                    send_notice,
                     notice,
                     **email_activity_options(input.email_retry, input.email_task_queue),
                 ),

@@ -20,12 +20,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from temporalio.client import Client
 
-from registration.db import EmailDelivery, User, build_engine
-from registration.devstack import DevStack, isolated_env
-from registration.migrate import upgrade
+from registration.adapters.db.engine import build_engine
+from registration.adapters.db.migrate import upgrade
+from registration.adapters.db.tables import EmailDelivery, User
+from registration.adapters.temporal.connect import connect_temporal
+from registration.devtools.launcher import DevStack, isolated_env
+from registration.domain.statuses import RegistrationStatus
 from registration.settings import Settings
-from registration.status import RegistrationStatus
-from registration.temporal_connect import connect_temporal
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.integration.harness import Databases, token_of

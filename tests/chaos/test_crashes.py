@@ -12,8 +12,9 @@ import grpc
 import pytest
 from temporalio.client import Client
 
-from registration.identifiers import workflow_id_for_registration
-from registration.status import DeliveryStatus, EmailKind, RegistrationStatus
+from registration.domain.email_kinds import EmailKind
+from registration.domain.identifiers import workflow_id_for_registration
+from registration.domain.statuses import DeliveryStatus, RegistrationStatus
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.chaos.harness import (

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from registration.status import DeliveryStatus, EmailKind, RegistrationStatus
+from registration.domain.email_kinds import EmailKind
+from registration.domain.statuses import DeliveryStatus, RegistrationStatus
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.chaos.harness import ChaosStack, addresses, chaos_stack, links_of, statuses

@@ -16,9 +16,9 @@ import pytest
 import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
 
-from registration.devstack import free_port, wait_for_port
+from registration.devtools.launcher import free_port, wait_for_port
+from registration.entrypoints.web.app import AccessLog, create_app
 from registration.settings import Settings
-from registration.web.app import AccessLog, create_app
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"

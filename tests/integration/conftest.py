@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 import grpc
 import pytest
 
-from registration.db import build_engine
-from registration.devstack import DevStack, isolated_env
+from registration.adapters.db.engine import build_engine
+from registration.devtools.launcher import DevStack, isolated_env
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.integration.harness import Databases, Stack
 
@@ -36,7 +36,7 @@ def stack(
         "TEMPORAL_TASK_QUEUE": "registration",
         "EMAIL_RETRY_INITIAL_INTERVAL": "200ms",
         # Effectively unthrottled: on this busy machine the dev server's task-queue rate
-        # limiter held sends back far longer than its rate (see the README's Email delivery).
+        # limiter held sends back far longer than its rate (docs/behaviour.md).
         "EMAIL_SENDS_PER_SECOND": "1000",
         "LOG_LEVEL": "INFO",
     }

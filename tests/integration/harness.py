@@ -13,12 +13,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from temporalio.client import Client
 
-from registration.db import EmailDelivery, Notification, PasswordReset, User, build_engine
-from registration.devstack import DevStack
-from registration.migrate import upgrade
+from registration.adapters.db.engine import build_engine
+from registration.adapters.db.migrate import upgrade
+from registration.adapters.db.tables import EmailDelivery, Notification, PasswordReset, User
+from registration.adapters.temporal.connect import connect_temporal
+from registration.devtools.launcher import DevStack
+from registration.devtools.smtp_sink import link_token
 from registration.settings import Settings
-from registration.smtp_sink import link_token
-from registration.temporal_connect import connect_temporal
 from tests.databases import create_postgres_database, drop_postgres_database, require_postgres
 
 

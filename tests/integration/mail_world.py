@@ -20,17 +20,15 @@ import grpc
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
-from registration.grpc_api import create_server
+from registration.adapters.email.rendering import BUNDLED_TEMPLATES
+from registration.adapters.temporal.connect import connect_temporal
+from registration.bootstrap import build_activities, build_workers, connect_services
+from registration.entrypoints.grpc.server import create_server
 from registration.settings import Settings
-from registration.temporal_connect import connect_temporal
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
-from server import build_services
 from tests.integration.harness import Stack
 from tests.smtp_server import ControllableSmtpServer
-from worker import build_activities, build_workers
-
-BUNDLED_TEMPLATES = Path(__file__).resolve().parents[2] / "src" / "registration" / "templates"
 
 # Registrations expire after 60 s, with the reminder at 30 s; a failing email is given up
 # after 30 s of retries. Generous: the dev server ran retries about 1.5 s apart here, whatever
@@ -111,7 +109,7 @@ async def run_mail_world(stack: Stack, root: Path, **overrides: str) -> AsyncIte
         for each in build_workers(client, settings, activities):
             await running.enter_async_context(each)
 
-        services, engine = await build_services(settings)
+        services, engine = await connect_services(settings)
         running.callback(engine.dispose)
         grpc_server, port, _ = create_server("127.0.0.1:0", services)
         await grpc_server.start()

@@ -14,11 +14,11 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from sqlmodel import Session, select
 
-from registration.application import build_services
-from registration.db import PasswordReset, SignInThrottle, User
-from registration.identifiers import email_key, password_reset_workflow_id
-from registration.status import PasswordResetStatus
-from registration.temporal_connect import connect_temporal
+from registration.adapters.db.tables import PasswordReset, SignInThrottle, User
+from registration.adapters.temporal.connect import connect_temporal
+from registration.bootstrap import build_services
+from registration.domain.identifiers import email_key, password_reset_workflow_id
+from registration.domain.statuses import PasswordResetStatus
 from registration.v1 import registration_pb2 as pb
 from tests.databases import BACKENDS as DATABASE_BACKENDS
 from tests.integration.harness import Stack, token_of

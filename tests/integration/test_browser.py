@@ -13,9 +13,9 @@ import grpc
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from registration.devstack import free_port
-from registration.smtp_sink import first_link
-from registration.status import RegistrationStatus
+from registration.devtools.launcher import free_port
+from registration.devtools.smtp_sink import first_link
+from registration.domain.statuses import RegistrationStatus
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.integration.browser import chromium, page_for, web_front

@@ -6,7 +6,7 @@ import httpx
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from registration.codec import ENCODING, EncryptionCodec
+from registration.adapters.temporal.payload_codec import ENCODING, EncryptionCodec
 from tests.integration.harness import Stack
 
 UI_ORIGIN = "http://127.0.0.1:8233"

@@ -7,7 +7,7 @@ import uuid
 
 import grpc
 
-from registration.identifiers import workflow_id_for_registration
+from registration.domain.identifiers import workflow_id_for_registration
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.databases import BACKENDS as DATABASE_BACKENDS

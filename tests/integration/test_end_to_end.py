@@ -9,9 +9,9 @@ import grpc
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from registration.devstack import free_port
-from registration.identifiers import workflow_id_for_registration
-from registration.status import RegistrationStatus
+from registration.devtools.launcher import free_port
+from registration.domain.identifiers import workflow_id_for_registration
+from registration.domain.statuses import RegistrationStatus
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.databases import BACKENDS as DATABASE_BACKENDS

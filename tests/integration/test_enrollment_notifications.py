@@ -12,11 +12,11 @@ import grpc
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from registration.application import build_services
-from registration.identifiers import workflow_id_for_notification
-from registration.notification_service import EnrollmentRequest
-from registration.status import RegistrationStatus
-from registration.temporal_connect import connect_temporal
+from registration.adapters.temporal.connect import connect_temporal
+from registration.bootstrap import build_services
+from registration.domain.identifiers import workflow_id_for_notification
+from registration.domain.statuses import RegistrationStatus
+from registration.services.notifications import EnrollmentRequest
 from registration.v1 import registration_pb2 as pb
 from tests.databases import BACKENDS as DATABASE_BACKENDS
 from tests.integration.harness import Stack, token_of

@@ -8,11 +8,11 @@ import uuid
 import pytest
 from temporalio.worker import Worker
 
-from registration.errors import NotFound
-from registration.passwords import build_password_hasher
-from registration.repository import RegistrationRepository
-from registration.service import RegistrationService
-from registration.status import DeliveryStatus, RegistrationStatus
+from registration.adapters.db.registrations import RegistrationRepository
+from registration.adapters.password_hashing import build_password_hasher
+from registration.domain.errors import NotFound
+from registration.domain.statuses import DeliveryStatus, RegistrationStatus
+from registration.services.registration import RegistrationService
 from tests.databases import BACKENDS as DATABASE_BACKENDS
 from tests.integration.harness import Stack
 from tests.workflows.fakes import FakeActivities

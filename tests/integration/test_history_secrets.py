@@ -7,7 +7,7 @@ import uuid
 
 from temporalio.client import Client
 
-from registration.codec import EncryptionCodec
+from registration.adapters.temporal.payload_codec import EncryptionCodec
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.integration.harness import Stack, token_of

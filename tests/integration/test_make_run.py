@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from registration.devstack import free_port
+from registration.devtools.launcher import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +53,7 @@ class Launcher:
         self.output = var_dir / f"launcher-{time.monotonic_ns()}.out"
         with self.output.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "registration.devstack", "--var-dir", str(var_dir),
+                [sys.executable, "-m", "registration.devtools.launcher", "--var-dir", str(var_dir),
                  "--headless"],
                 cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
@@ -84,7 +84,7 @@ class Launcher:
 
 def cli(address: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "registration.cli", "--address", address, *args],
+        [sys.executable, "-m", "registration", "--address", address, *args],
         input=stdin, capture_output=True, text=True, timeout=60, cwd=ROOT,
     )  # fmt: skip
 

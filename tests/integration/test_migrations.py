@@ -17,8 +17,8 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
-from registration.db import build_engine
-from registration.migrate import (
+from registration.adapters.db.engine import build_engine
+from registration.adapters.db.migrate import (
     SchemaNotCurrent,
     current_revision,
     downgrade,
@@ -88,7 +88,9 @@ def test_downgrade_and_upgrade_round_trip(empty: Engine) -> None:
 
 
 def test_the_schema_check_says_what_to_do(empty: Engine) -> None:
-    with pytest.raises(SchemaNotCurrent, match=r"has no schema yet.*registration\.migrate"):
+    with pytest.raises(
+        SchemaNotCurrent, match=r"has no schema yet.*registration\.adapters\.db\.migrate"
+    ):
         require_current_schema(empty)
 
 
@@ -115,7 +117,9 @@ def run(args: list[str], database_url: str, var_dir: Path) -> subprocess.Popen[s
 
 
 def test_upgrades_started_at_once_take_turns(empty_url: str, tmp_path: Path) -> None:
-    racers = [run(["-m", "registration.migrate"], empty_url, tmp_path) for _ in range(3)]
+    racers = [
+        run(["-m", "registration.adapters.db.migrate"], empty_url, tmp_path) for _ in range(3)
+    ]
     for racer in racers:
         out, err = racer.communicate(timeout=120)
         assert racer.returncode == 0, err
@@ -128,7 +132,7 @@ def test_upgrades_started_at_once_take_turns(empty_url: str, tmp_path: Path) -> 
 def test_server_and_worker_refuse_to_start_on_an_out_of_date_schema(
     empty_url: str, tmp_path: Path
 ) -> None:
-    check = run(["-m", "registration.migrate", "check"], empty_url, tmp_path)
+    check = run(["-m", "registration.adapters.db.migrate", "check"], empty_url, tmp_path)
     _, err = check.communicate(timeout=60)
     assert check.returncode == 1 and "has no schema yet" in err
 
@@ -136,4 +140,4 @@ def test_server_and_worker_refuse_to_start_on_an_out_of_date_schema(
         process = run([str(ROOT / entry_point)], empty_url, tmp_path)
         _, err = process.communicate(timeout=60)
         assert process.returncode != 0
-        assert "apply the migrations first with `python -m registration.migrate`" in err
+        assert "apply the migrations first with `python -m registration.adapters.db.migrate`" in err

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from registration.devstack import free_port
-from registration.identifiers import workflow_id_for_registration
-from registration.status import DeliveryStatus, RegistrationStatus
+from registration.devtools.launcher import free_port
+from registration.domain.identifiers import workflow_id_for_registration
+from registration.domain.statuses import DeliveryStatus, RegistrationStatus
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.integration.harness import Stack, token_of
@@ -151,7 +151,9 @@ async def test_search_attributes_list_pending_registrations_whose_email_failed(
 
 def probe(*args: str) -> int:
     return subprocess.run(
-        [sys.executable, "-m", "registration.healthcheck", *args], capture_output=True, timeout=60
+        [sys.executable, "-m", "registration.entrypoints.health_probe", *args],
+        capture_output=True,
+        timeout=60,
     ).returncode
 
 

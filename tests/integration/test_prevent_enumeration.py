@@ -9,7 +9,7 @@ import uuid
 import grpc
 import pytest
 
-from registration.devstack import free_port
+from registration.devtools.launcher import free_port
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.integration.harness import Stack

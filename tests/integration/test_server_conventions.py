@@ -23,10 +23,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from temporalio.client import Client
 
-from registration.application import Services, build_services
-from registration.devstack import free_port
-from registration.grpc_api import HEALTH_SERVICES, SERVICE_NAME, create_server
-from registration.health import DependencyHealth
+from registration.bootstrap import build_services
+from registration.devtools.launcher import free_port
+from registration.entrypoints.grpc.health import DependencyHealth
+from registration.entrypoints.grpc.messages import SERVICE_NAME
+from registration.entrypoints.grpc.server import HEALTH_SERVICES, create_server
+from registration.services.use_cases import Services
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.integration.harness import Stack, token_of

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from registration.status import RegistrationStatus
+from registration.domain.statuses import RegistrationStatus
+from registration.entrypoints.web.security import CONTENT_SECURITY_POLICY
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
-from registration.web.security import CONTENT_SECURITY_POLICY
 from tests.integration.harness import Stack, token_of
 
 PASSWORD = "correct horse battery staple"

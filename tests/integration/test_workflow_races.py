@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from registration.status import RegistrationStatus
+from registration.domain.statuses import RegistrationStatus
 from tests.databases import BACKENDS as DATABASE_BACKENDS
 from tests.integration.harness import Stack
 from tests.workflows.fakes import FAST_RETRY, FakeActivities, wait_for_sent

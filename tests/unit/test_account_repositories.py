@@ -12,17 +12,13 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from registration.db import EmailDelivery, PasswordReset, User
-from registration.notification_repository import NotificationRepository
-from registration.repository import RegistrationRepository
-from registration.reset_repository import PasswordResetRepository
-from registration.status import (
-    DeliveryStatus,
-    EmailKind,
-    PasswordResetStatus,
-    RegistrationStatus,
-)
-from registration.throttle_repository import SignInThrottleRepository
+from registration.adapters.db.notifications import NotificationRepository
+from registration.adapters.db.password_resets import PasswordResetRepository
+from registration.adapters.db.registrations import RegistrationRepository
+from registration.adapters.db.sign_in_throttle import SignInThrottleRepository
+from registration.adapters.db.tables import EmailDelivery, PasswordReset, User
+from registration.domain.email_kinds import EmailKind
+from registration.domain.statuses import DeliveryStatus, PasswordResetStatus, RegistrationStatus
 
 EMAIL = "ann@example.org"
 T0 = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bench.__main__ import Latency, Results, judge
 from bench.report import write_table
+from bench.results import Latency, Results, judge
 
 
 def _end_to_end(ratio: float) -> Results:

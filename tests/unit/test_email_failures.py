@@ -12,9 +12,11 @@ import aiosmtplib
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from activities.email_failures import PERMANENT, TRANSIENT, redact, smtp_failure
-from registration.devstack import free_port
-from registration.mail import OutgoingEmail, SmtpMailSender
+from activities.email_failures import redact, smtp_failure
+from registration.adapters.email.messages import OutgoingEmail
+from registration.adapters.email.smtp import SmtpMailSender
+from registration.devtools.launcher import free_port
+from registration.domain.failures import PERMANENT_SMTP_FAILURE, TRANSIENT_SMTP_FAILURE
 from registration.settings import Settings
 from tests.smtp_server import ControllableSmtpServer
 
@@ -61,7 +63,7 @@ async def send(port: int, recipient: str = RECIPIENT) -> BaseException:
 @pytest.mark.parametrize("relay", ["550 5.1.1 <{address}>: mailbox unavailable"], indirect=True)
 async def test_a_5xx_reply_is_permanent_and_redacted(relay: int) -> None:
     failure = smtp_failure(await send(relay), RECIPIENT)
-    assert failure.type == PERMANENT
+    assert failure.type == PERMANENT_SMTP_FAILURE
     assert failure.non_retryable
     assert "550" in failure.message
     assert RECIPIENT not in failure.message and "ann.smith" not in failure.message
@@ -70,7 +72,7 @@ async def test_a_5xx_reply_is_permanent_and_redacted(relay: int) -> None:
 @pytest.mark.parametrize("relay", ["451 4.7.1 greylisted {address}, try later"], indirect=True)
 async def test_a_4xx_reply_is_transient(relay: int) -> None:
     failure = smtp_failure(await send(relay), RECIPIENT)
-    assert failure.type == TRANSIENT
+    assert failure.type == TRANSIENT_SMTP_FAILURE
     assert not failure.non_retryable
     assert "451" in failure.message
     assert RECIPIENT not in failure.message
@@ -78,7 +80,7 @@ async def test_a_4xx_reply_is_transient(relay: int) -> None:
 
 async def test_nobody_listening_is_transient() -> None:
     failure = smtp_failure(await send(free_port()), RECIPIENT)
-    assert failure.type == TRANSIENT
+    assert failure.type == TRANSIENT_SMTP_FAILURE
     assert not failure.non_retryable
 
 
@@ -121,7 +123,7 @@ async def test_a_non_ascii_mailbox_on_a_relay_without_smtputf8_is_permanent() ->
     assert isinstance(err, aiosmtplib.SMTPNotSupported)
     assert handler.rcpt == []  # refused before the relay was asked
     failure = smtp_failure(err, NON_ASCII_RECIPIENT)
-    assert failure.type == PERMANENT
+    assert failure.type == PERMANENT_SMTP_FAILURE
     assert failure.non_retryable
     assert failure.message.startswith("SMTPNotSupported: ")
     assert NON_ASCII_RECIPIENT not in failure.message and "jörg" not in failure.message
@@ -142,7 +144,7 @@ async def test_a_domain_without_an_idna_form_is_permanent(domain: str) -> None:
         assert smtp.attempts(recipient) == 0
     assert isinstance(err, UnicodeError)
     failure = smtp_failure(err, recipient)
-    assert failure.type == PERMANENT
+    assert failure.type == PERMANENT_SMTP_FAILURE
     assert failure.non_retryable
     assert recipient not in failure.message and "ann.smith" not in failure.message
 
@@ -153,9 +155,9 @@ async def test_a_domain_without_an_idna_form_is_permanent(domain: str) -> None:
 @pytest.mark.parametrize(
     ("reply", "expected"),
     [
-        (f"421 4.3.2 <{RECIPIENT}> service shutting down", TRANSIENT),
-        (f"451 4.7.1 <{RECIPIENT}> greylisted, try later", TRANSIENT),
-        (f"550 5.1.1 <{RECIPIENT}> no such user", PERMANENT),
+        (f"421 4.3.2 <{RECIPIENT}> service shutting down", TRANSIENT_SMTP_FAILURE),
+        (f"451 4.7.1 <{RECIPIENT}> greylisted, try later", TRANSIENT_SMTP_FAILURE),
+        (f"550 5.1.1 <{RECIPIENT}> no such user", PERMANENT_SMTP_FAILURE),
     ],
     ids=["421", "451", "550"],
 )
@@ -167,7 +169,7 @@ async def test_a_scripted_refusal_is_classified_by_its_code(reply: str, expected
         assert isinstance(err, aiosmtplib.SMTPRecipientsRefused)
         failure = smtp_failure(err, RECIPIENT)
         assert failure.type == expected
-        assert failure.non_retryable is (expected == PERMANENT)
+        assert failure.non_retryable is (expected == PERMANENT_SMTP_FAILURE)
         assert reply[:3] in failure.message
         assert RECIPIENT not in failure.message and "ann.smith" not in failure.message
 
@@ -183,7 +185,7 @@ async def test_a_relay_that_is_down_is_transient_until_it_comes_back() -> None:
         err = await send(smtp.port)
         assert isinstance(err, aiosmtplib.SMTPConnectError)
         failure = smtp_failure(err, RECIPIENT)
-        assert failure.type == TRANSIENT
+        assert failure.type == TRANSIENT_SMTP_FAILURE
         assert not failure.non_retryable
         assert RECIPIENT not in failure.message
 

@@ -10,8 +10,9 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from registration import errors
-from registration.errors import (
+from registration.domain import errors
+from registration.domain.email_kinds import EmailKind
+from registration.domain.errors import (
     AlreadyExists,
     DependencyUnavailable,
     FailedPrecondition,
@@ -22,9 +23,10 @@ from registration.errors import (
     RegistrationExpired,
     TryLater,
 )
-from registration.grpc_api import STATUS_FOR_ERROR, error_status, registration_message
-from registration.repository import DeliveryRecord, RegistrationRecord
-from registration.status import DeliveryStatus, EmailKind, RegistrationStatus
+from registration.domain.records import DeliveryRecord, RegistrationRecord
+from registration.domain.statuses import DeliveryStatus, RegistrationStatus
+from registration.entrypoints.grpc.messages import registration_message
+from registration.entrypoints.grpc.status_codes import STATUS_FOR_ERROR, error_status
 from registration.v1 import registration_pb2 as pb
 
 T0 = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)

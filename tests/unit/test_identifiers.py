@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from registration.identifiers import (
+from registration.domain.identifiers import (
     WORKFLOW_ID_PREFIX,
     derive_token,
     email_key,

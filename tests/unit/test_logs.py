@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 
-from registration.logs import JsonFormatter, TextFormatter
+from registration.entrypoints.logs import JsonFormatter, TextFormatter
 
 
 def record(message: str, **extra: object) -> logging.LogRecord:

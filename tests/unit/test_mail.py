@@ -9,22 +9,26 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import default
-from importlib.resources import files
 from pathlib import Path
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from registration.mail import (
-    OutgoingEmail,
-    SmtpMailSender,
+from registration.adapters.email.messages import OutgoingEmail, message_id_for
+from registration.adapters.email.rendering import (
+    BUNDLED_TEMPLATES,
     TemplateProblem,
     TemplateRenderer,
-    message_id_for,
 )
+from registration.adapters.email.smtp import SmtpMailSender
+from registration.devtools.smtp_sink import (
+    MaildirHandler,
+    first_link,
+    summary_line,
+    token_from_summary,
+)
+from registration.domain.email_kinds import EmailKind
 from registration.settings import Settings
-from registration.smtp_sink import MaildirHandler, first_link, summary_line, token_from_summary
-from registration.status import EmailKind
 from tests.email_samples import (
     ENROLLMENT,
     EXPIRES_AT,
@@ -118,7 +122,7 @@ def _render_kind(
 
 
 def test_every_kind_has_its_three_bundled_templates() -> None:
-    bundled = Path(str(files("registration") / "templates"))
+    bundled = BUNDLED_TEMPLATES
     names = {path.name for path in bundled.iterdir() if not path.name.startswith(".")}
     expected = {"_layout.html"} | {
         f"{kind.lower()}{suffix}"

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from registration.codec import PayloadKeys
-from registration.db import build_engine
-from registration.migrate import upgrade
+from registration.adapters.db.engine import build_engine
+from registration.adapters.db.migrate import upgrade
+from registration.adapters.temporal.payload_codec import PayloadKeys
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,15 +10,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session, select
 
-from registration.db import EmailDelivery, User
-from registration.repository import (
+from registration.adapters.db.deliveries import DeliveryRepository
+from registration.adapters.db.registrations import (
     CreateOutcome,
-    DeliveryOwner,
-    DeliveryRecord,
     NewVerification,
     RegistrationRepository,
 )
-from registration.status import DeliveryStatus, EmailKind, RegistrationStatus
+from registration.adapters.db.tables import EmailDelivery, User
+from registration.domain.email_kinds import EmailKind
+from registration.domain.records import DeliveryOwner, DeliveryRecord
+from registration.domain.statuses import DeliveryStatus, RegistrationStatus
 
 EMAIL = "ann@example.org"
 T0 = datetime(2030, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
@@ -29,6 +30,11 @@ SECOND = "reg-1.verification.2"
 @pytest.fixture
 def repo(engine: Engine) -> RegistrationRepository:
     return RegistrationRepository(engine)
+
+
+@pytest.fixture
+def deliveries(engine: Engine) -> DeliveryRepository:
+    return DeliveryRepository(engine)
 
 
 def _create(
@@ -77,14 +83,14 @@ def _user_count(engine: Engine) -> int:
 
 
 def _open(
-    repo: RegistrationRepository,
+    deliveries: DeliveryRepository,
     delivery_id: str = FIRST,
     *,
     registration_id: str = "reg-1",
     kind: EmailKind = EmailKind.VERIFICATION,
     now: datetime = T0,
 ) -> DeliveryRecord:
-    return repo.open_delivery(
+    return deliveries.open_delivery(
         delivery_id=delivery_id,
         owner=DeliveryOwner(registration_id=registration_id),
         kind=kind,
@@ -93,24 +99,24 @@ def _open(
 
 
 def _attempt(
-    repo: RegistrationRepository,
+    deliveries: DeliveryRepository,
     delivery_id: str = FIRST,
     *,
     message_id: str = "<reg-1.verification.1@acme.test>",
     now: datetime = T0,
 ) -> DeliveryRecord:
-    return repo.count_attempt(delivery_id=delivery_id, message_id=message_id, now=now)
+    return deliveries.count_attempt(delivery_id=delivery_id, message_id=message_id, now=now)
 
 
 def _fail(
-    repo: RegistrationRepository,
+    deliveries: DeliveryRepository,
     error: str,
     delivery_id: str = FIRST,
     *,
     kind: EmailKind = EmailKind.VERIFICATION,
     now: datetime = T0,
 ) -> DeliveryRecord:
-    return repo.mark_delivery_failed(
+    return deliveries.mark_delivery_failed(
         delivery_id=delivery_id,
         owner=DeliveryOwner(registration_id="reg-1"),
         kind=kind,
@@ -119,8 +125,8 @@ def _fail(
     )
 
 
-def _delivery(repo: RegistrationRepository, delivery_id: str = FIRST) -> DeliveryRecord:
-    delivery = repo.get_delivery(delivery_id=delivery_id)
+def _delivery(deliveries: DeliveryRepository, delivery_id: str = FIRST) -> DeliveryRecord:
+    delivery = deliveries.get_delivery(delivery_id=delivery_id)
     assert delivery is not None
     return delivery
 
@@ -178,10 +184,10 @@ def test_create_pending_user_is_idempotent(repo: RegistrationRepository, engine:
 
 
 def test_create_pending_user_with_a_verification_is_idempotent(
-    repo: RegistrationRepository, engine: Engine
+    repo: RegistrationRepository, engine: Engine, deliveries: DeliveryRepository
 ) -> None:
     assert _create(repo, verification=_verification()) is CreateOutcome.CREATED
-    _attempt(repo)
+    _attempt(deliveries)
     assert _create(repo, verification=_verification()) is CreateOutcome.CREATED
     assert _user_count(engine) == 1
     record = repo.get_registration(registration_id="reg-1")
@@ -200,14 +206,14 @@ def test_second_registration_for_a_pending_email_is_refused(
 
 
 def test_a_refused_registration_leaves_no_delivery_and_no_link(
-    repo: RegistrationRepository, engine: Engine
+    repo: RegistrationRepository, engine: Engine, deliveries: DeliveryRepository
 ) -> None:
     """The first delivery is written with the user or not at all."""
     assert _create(repo, "reg-1", verification=_verification()) is CreateOutcome.CREATED
     refused = _create(repo, "reg-2", verification=_verification("reg-2.verification.1", "b" * 64))
     assert refused is CreateOutcome.EMAIL_TAKEN
     assert _user_count(engine) == 1
-    assert repo.get_delivery(delivery_id="reg-2.verification.1") is None
+    assert deliveries.get_delivery(delivery_id="reg-2.verification.1") is None
     assert repo.find_by_token_hash(token_hash="b" * 64) is None
     with Session(engine) as session:
         assert len(session.exec(select(EmailDelivery)).all()) == 1
@@ -386,10 +392,12 @@ def test_start_new_verification_replaces_the_link(
     assert _user(engine, "reg-1").updated_at == later
 
 
-def test_start_new_verification_is_idempotent(repo: RegistrationRepository, engine: Engine) -> None:
+def test_start_new_verification_is_idempotent(
+    repo: RegistrationRepository, engine: Engine, deliveries: DeliveryRepository
+) -> None:
     _create(repo, verification=_verification())
     _resend(repo)
-    _attempt(repo, SECOND, message_id="<second@acme.test>")
+    _attempt(deliveries, SECOND, message_id="<second@acme.test>")
     _resend(repo)
 
     record = repo.find_by_token_hash(token_hash="b" * 64)
@@ -417,24 +425,26 @@ def test_a_resend_without_resends_left_clears_the_next_resend_time(
 
 def test_start_new_verification_of_an_active_registration_is_refused(
     repo: RegistrationRepository,
+    deliveries: DeliveryRepository,
 ) -> None:
     _create(repo, verification=_verification())
     repo.activate(registration_id="reg-1", verified_at=T0)
     with pytest.raises(ValueError, match="ACTIVE"):
         _resend(repo)
-    assert repo.get_delivery(delivery_id=SECOND) is None
+    assert deliveries.get_delivery(delivery_id=SECOND) is None
     assert repo.find_by_token_hash(token_hash="a" * 64) is not None
     assert repo.find_by_token_hash(token_hash="b" * 64) is None
 
 
 def test_start_new_verification_of_an_expired_registration_is_refused(
     repo: RegistrationRepository,
+    deliveries: DeliveryRepository,
 ) -> None:
     _create(repo, verification=_verification())
     repo.expire(registration_id="reg-1", now=T0)
     with pytest.raises(ValueError, match="EXPIRED"):
         _resend(repo)
-    assert repo.get_delivery(delivery_id=SECOND) is None
+    assert deliveries.get_delivery(delivery_id=SECOND) is None
     assert repo.find_by_token_hash(token_hash="b" * 64) is None
 
 
@@ -481,54 +491,61 @@ def test_no_link_is_live_after_expiry(repo: RegistrationRepository) -> None:
 # Deliveries --------------------------------------------------------------------------------
 
 
-def test_open_delivery_creates_a_pending_delivery(repo: RegistrationRepository) -> None:
+def test_open_delivery_creates_a_pending_delivery(
+    repo: RegistrationRepository, deliveries: DeliveryRepository
+) -> None:
     _create(repo)
-    opened = _open(repo, "reg-1.welcome.1", kind=EmailKind.WELCOME, now=T0)
+    opened = _open(deliveries, "reg-1.welcome.1", kind=EmailKind.WELCOME, now=T0)
     assert opened.delivery_id == "reg-1.welcome.1"
     assert opened.kind is EmailKind.WELCOME
     assert opened.status is DeliveryStatus.PENDING
     assert opened.attempts == 0
     assert opened.message_id is None
     assert opened.created_at == T0
-    assert _delivery(repo, "reg-1.welcome.1") == opened
+    assert _delivery(deliveries, "reg-1.welcome.1") == opened
 
 
 def test_open_delivery_returns_the_existing_record_unchanged(
     repo: RegistrationRepository,
+    deliveries: DeliveryRepository,
 ) -> None:
     _create(repo, verification=_verification())
-    _attempt(repo)
-    repo.record_delivery_error(delivery_id=FIRST, error="451 greylisted", now=T0)
+    _attempt(deliveries)
+    deliveries.record_delivery_error(delivery_id=FIRST, error="451 greylisted", now=T0)
 
-    again = _open(repo, FIRST, now=T0 + timedelta(hours=1))
+    again = _open(deliveries, FIRST, now=T0 + timedelta(hours=1))
 
     assert again.created_at == T0
     assert again.attempts == 1
     assert again.last_error == "451 greylisted"
-    assert again == _delivery(repo)
+    assert again == _delivery(deliveries)
 
 
-def test_open_delivery_returns_an_ended_delivery_as_it_is(repo: RegistrationRepository) -> None:
+def test_open_delivery_returns_an_ended_delivery_as_it_is(
+    repo: RegistrationRepository, deliveries: DeliveryRepository
+) -> None:
     _create(repo)
-    _open(repo)
-    repo.mark_delivery_sent(delivery_id=FIRST, sent_at=T0)
-    assert _open(repo, now=T0 + timedelta(hours=1)).status is DeliveryStatus.SENT
-    _fail(repo, "gave up", delivery_id="reg-1.welcome.1", kind=EmailKind.WELCOME)
-    assert _open(repo, "reg-1.welcome.1", kind=EmailKind.WELCOME).status is (DeliveryStatus.FAILED)
+    _open(deliveries)
+    deliveries.mark_delivery_sent(delivery_id=FIRST, sent_at=T0)
+    assert _open(deliveries, now=T0 + timedelta(hours=1)).status is DeliveryStatus.SENT
+    _fail(deliveries, "gave up", delivery_id="reg-1.welcome.1", kind=EmailKind.WELCOME)
+    assert _open(deliveries, "reg-1.welcome.1", kind=EmailKind.WELCOME).status is (
+        DeliveryStatus.FAILED
+    )
 
 
 def test_count_attempt_counts_each_try_and_keeps_the_first_message_id(
-    repo: RegistrationRepository, engine: Engine
+    repo: RegistrationRepository, engine: Engine, deliveries: DeliveryRepository
 ) -> None:
     _create(repo)
-    _open(repo)
-    first = _attempt(repo, message_id="<one@acme.test>", now=T0 + timedelta(seconds=1))
-    second = _attempt(repo, message_id="<two@acme.test>", now=T0 + timedelta(seconds=2))
-    third = _attempt(repo, message_id="<three@acme.test>", now=T0 + timedelta(seconds=3))
+    _open(deliveries)
+    first = _attempt(deliveries, message_id="<one@acme.test>", now=T0 + timedelta(seconds=1))
+    second = _attempt(deliveries, message_id="<two@acme.test>", now=T0 + timedelta(seconds=2))
+    third = _attempt(deliveries, message_id="<three@acme.test>", now=T0 + timedelta(seconds=3))
 
     assert [r.attempts for r in (first, second, third)] == [1, 2, 3]
     assert {r.message_id for r in (first, second, third)} == {"<one@acme.test>"}
-    delivery = _delivery(repo)
+    delivery = _delivery(deliveries)
     assert delivery.attempts == 3
     assert delivery.message_id == "<one@acme.test>"
     assert delivery.status is DeliveryStatus.PENDING
@@ -542,91 +559,109 @@ def test_count_attempt_counts_each_try_and_keeps_the_first_message_id(
 
 def test_count_attempt_of_an_unknown_delivery_raises_lookup_error(
     repo: RegistrationRepository,
+    deliveries: DeliveryRepository,
 ) -> None:
     with pytest.raises(LookupError):
-        _attempt(repo, "nope")
+        _attempt(deliveries, "nope")
 
 
-def test_attempt_after_sent_leaves_the_delivery_sent(repo: RegistrationRepository) -> None:
+def test_attempt_after_sent_leaves_the_delivery_sent(
+    repo: RegistrationRepository, deliveries: DeliveryRepository
+) -> None:
     _create(repo)
-    _open(repo)
-    _attempt(repo, message_id="<one@acme.test>")
+    _open(deliveries)
+    _attempt(deliveries, message_id="<one@acme.test>")
     sent_at = T0 + timedelta(seconds=2)
-    repo.mark_delivery_sent(delivery_id=FIRST, sent_at=sent_at)
+    deliveries.mark_delivery_sent(delivery_id=FIRST, sent_at=sent_at)
 
-    late = _attempt(repo, message_id="<late@acme.test>", now=T0 + timedelta(seconds=3))
+    late = _attempt(deliveries, message_id="<late@acme.test>", now=T0 + timedelta(seconds=3))
 
     assert late.status is DeliveryStatus.SENT
-    delivery = _delivery(repo)
+    delivery = _delivery(deliveries)
     assert delivery.attempts == 1
     assert delivery.sent_at == sent_at
     assert delivery.message_id == "<one@acme.test>"
 
 
-def test_attempt_after_failed_leaves_the_delivery_failed(repo: RegistrationRepository) -> None:
+def test_attempt_after_failed_leaves_the_delivery_failed(
+    repo: RegistrationRepository, deliveries: DeliveryRepository
+) -> None:
     _create(repo)
-    _open(repo)
-    _fail(repo, "registration expired before the email was sent")
-    late = _attempt(repo, message_id="<late@acme.test>")
+    _open(deliveries)
+    _fail(deliveries, "registration expired before the email was sent")
+    late = _attempt(deliveries, message_id="<late@acme.test>")
     assert late.status is DeliveryStatus.FAILED
     assert late.attempts == 0
     assert late.message_id is None
 
 
-def test_mark_delivery_sent_is_idempotent(repo: RegistrationRepository) -> None:
+def test_mark_delivery_sent_is_idempotent(
+    repo: RegistrationRepository, deliveries: DeliveryRepository
+) -> None:
     _create(repo)
-    _open(repo)
-    _attempt(repo)
-    repo.mark_delivery_sent(delivery_id=FIRST, sent_at=T0)
-    again = repo.mark_delivery_sent(delivery_id=FIRST, sent_at=T0 + timedelta(minutes=1))
+    _open(deliveries)
+    _attempt(deliveries)
+    deliveries.mark_delivery_sent(delivery_id=FIRST, sent_at=T0)
+    again = deliveries.mark_delivery_sent(delivery_id=FIRST, sent_at=T0 + timedelta(minutes=1))
     assert again.sent_at == T0
     assert again.attempts == 1
 
 
-def test_mark_delivery_sent_of_an_unknown_delivery_raises(repo: RegistrationRepository) -> None:
+def test_mark_delivery_sent_of_an_unknown_delivery_raises(
+    repo: RegistrationRepository, deliveries: DeliveryRepository
+) -> None:
     with pytest.raises(LookupError):
-        repo.mark_delivery_sent(delivery_id="nope", sent_at=T0)
+        deliveries.mark_delivery_sent(delivery_id="nope", sent_at=T0)
 
 
 def test_mark_delivery_sent_does_not_revive_a_failed_delivery(
     repo: RegistrationRepository,
+    deliveries: DeliveryRepository,
 ) -> None:
     _create(repo)
-    _open(repo)
-    _fail(repo, "replaced by a resend")
-    record = repo.mark_delivery_sent(delivery_id=FIRST, sent_at=T0 + timedelta(seconds=1))
+    _open(deliveries)
+    _fail(deliveries, "replaced by a resend")
+    record = deliveries.mark_delivery_sent(delivery_id=FIRST, sent_at=T0 + timedelta(seconds=1))
     assert record.status is DeliveryStatus.FAILED
     assert record.sent_at is None
 
 
-def test_mark_delivery_failed_records_the_reason(repo: RegistrationRepository) -> None:
+def test_mark_delivery_failed_records_the_reason(
+    repo: RegistrationRepository, deliveries: DeliveryRepository
+) -> None:
     _create(repo)
-    _open(repo)
+    _open(deliveries)
     for _ in range(4):
-        _attempt(repo)
-    failed = _fail(repo, "SMTPRecipientsRefused: 550 no such user", now=T0 + timedelta(hours=1))
+        _attempt(deliveries)
+    failed = _fail(
+        deliveries, "SMTPRecipientsRefused: 550 no such user", now=T0 + timedelta(hours=1)
+    )
     assert failed.status is DeliveryStatus.FAILED
     assert failed.last_error == "SMTPRecipientsRefused: 550 no such user"
     assert failed.attempts == 4
     assert failed.sent_at is None
-    assert failed == _delivery(repo)
+    assert failed == _delivery(deliveries)
     # A failed delivery is final: a late attempt changes nothing.
-    assert _attempt(repo).status is DeliveryStatus.FAILED
-    assert _delivery(repo).attempts == 4
+    assert _attempt(deliveries).status is DeliveryStatus.FAILED
+    assert _delivery(deliveries).attempts == 4
 
 
-def test_mark_delivery_failed_is_idempotent(repo: RegistrationRepository) -> None:
+def test_mark_delivery_failed_is_idempotent(
+    repo: RegistrationRepository, deliveries: DeliveryRepository
+) -> None:
     _create(repo)
-    _open(repo)
-    first = _fail(repo, "first reason")
-    again = _fail(repo, "second reason", now=T0 + timedelta(hours=1))
+    _open(deliveries)
+    first = _fail(deliveries, "first reason")
+    again = _fail(deliveries, "second reason", now=T0 + timedelta(hours=1))
     assert again == first
     assert again.last_error == "first reason"
 
 
-def test_mark_delivery_failed_creates_a_missing_delivery(repo: RegistrationRepository) -> None:
+def test_mark_delivery_failed_creates_a_missing_delivery(
+    repo: RegistrationRepository, deliveries: DeliveryRepository
+) -> None:
     _create(repo)
-    failed = _fail(repo, "boom", delivery_id="reg-1.welcome.1", kind=EmailKind.WELCOME)
+    failed = _fail(deliveries, "boom", delivery_id="reg-1.welcome.1", kind=EmailKind.WELCOME)
     assert failed.status is DeliveryStatus.FAILED
     assert failed.kind is EmailKind.WELCOME
     assert failed.attempts == 0
@@ -635,12 +670,13 @@ def test_mark_delivery_failed_creates_a_missing_delivery(repo: RegistrationRepos
 
 def test_mark_delivery_failed_does_not_undo_a_sent_delivery(
     repo: RegistrationRepository,
+    deliveries: DeliveryRepository,
 ) -> None:
     _create(repo)
-    _open(repo)
-    _attempt(repo)
-    repo.mark_delivery_sent(delivery_id=FIRST, sent_at=T0)
-    record = _fail(repo, "late failure report", now=T0 + timedelta(hours=1))
+    _open(deliveries)
+    _attempt(deliveries)
+    deliveries.mark_delivery_sent(delivery_id=FIRST, sent_at=T0)
+    record = _fail(deliveries, "late failure report", now=T0 + timedelta(hours=1))
     assert record.status is DeliveryStatus.SENT
     assert record.sent_at == T0
     assert record.last_error is None
@@ -649,56 +685,66 @@ def test_mark_delivery_failed_does_not_undo_a_sent_delivery(
 
 def test_delivery_error_is_recorded_truncated_while_pending(
     repo: RegistrationRepository,
+    deliveries: DeliveryRepository,
 ) -> None:
     _create(repo)
-    _open(repo)
-    _attempt(repo)
-    repo.record_delivery_error(delivery_id=FIRST, error="x" * 5000, now=T0)
-    delivery = _delivery(repo)
+    _open(deliveries)
+    _attempt(deliveries)
+    deliveries.record_delivery_error(delivery_id=FIRST, error="x" * 5000, now=T0)
+    delivery = _delivery(deliveries)
     assert delivery.last_error == "x" * 2000
     assert delivery.status is DeliveryStatus.PENDING
     assert delivery.attempts == 1
 
 
-def test_delivery_error_after_sent_is_ignored(repo: RegistrationRepository) -> None:
+def test_delivery_error_after_sent_is_ignored(
+    repo: RegistrationRepository, deliveries: DeliveryRepository
+) -> None:
     _create(repo)
-    _open(repo)
-    _attempt(repo)
-    repo.mark_delivery_sent(delivery_id=FIRST, sent_at=T0)
-    repo.record_delivery_error(delivery_id=FIRST, error="late", now=T0)
-    assert _delivery(repo).last_error is None
+    _open(deliveries)
+    _attempt(deliveries)
+    deliveries.mark_delivery_sent(delivery_id=FIRST, sent_at=T0)
+    deliveries.record_delivery_error(delivery_id=FIRST, error="late", now=T0)
+    assert _delivery(deliveries).last_error is None
 
 
 def test_delivery_error_after_failed_keeps_the_final_reason(
     repo: RegistrationRepository,
+    deliveries: DeliveryRepository,
 ) -> None:
     _create(repo)
-    _open(repo)
-    _fail(repo, "final reason")
-    repo.record_delivery_error(delivery_id=FIRST, error="late", now=T0)
-    assert _delivery(repo).last_error == "final reason"
+    _open(deliveries)
+    _fail(deliveries, "final reason")
+    deliveries.record_delivery_error(delivery_id=FIRST, error="late", now=T0)
+    assert _delivery(deliveries).last_error == "final reason"
 
 
-def test_delivery_error_of_an_unknown_delivery_is_ignored(repo: RegistrationRepository) -> None:
-    repo.record_delivery_error(delivery_id="nope", error="late", now=T0)
-    assert repo.get_delivery(delivery_id="nope") is None
+def test_delivery_error_of_an_unknown_delivery_is_ignored(
+    repo: RegistrationRepository, deliveries: DeliveryRepository
+) -> None:
+    deliveries.record_delivery_error(delivery_id="nope", error="late", now=T0)
+    assert deliveries.get_delivery(delivery_id="nope") is None
 
 
-def test_registration_lists_deliveries_oldest_first(repo: RegistrationRepository) -> None:
+def test_registration_lists_deliveries_oldest_first(
+    repo: RegistrationRepository, deliveries: DeliveryRepository
+) -> None:
     """Ordered by creation time, not by ID: the IDs here sort the other way round."""
     _create(repo)
-    _open(repo, "z-first", kind=EmailKind.VERIFICATION, now=T0 + timedelta(minutes=1))
-    _open(repo, "a-second", kind=EmailKind.WELCOME, now=T0 + timedelta(minutes=2))
+    _open(deliveries, "z-first", kind=EmailKind.VERIFICATION, now=T0 + timedelta(minutes=1))
+    _open(deliveries, "a-second", kind=EmailKind.WELCOME, now=T0 + timedelta(minutes=2))
     record = repo.get_registration(registration_id="reg-1")
     assert record is not None
     assert [d.delivery_id for d in record.deliveries] == ["z-first", "a-second"]
     assert [d.kind for d in record.deliveries] == [EmailKind.VERIFICATION, EmailKind.WELCOME]
 
 
-def test_deliveries_of_other_registrations_are_not_listed(repo: RegistrationRepository) -> None:
+def test_deliveries_of_other_registrations_are_not_listed(
+    repo: RegistrationRepository, deliveries: DeliveryRepository
+) -> None:
     _create(repo, "reg-1")
     _create(repo, "reg-2", email="bob@example.org")
-    _open(repo, "reg-2.verification.1", registration_id="reg-2")
+    _open(deliveries, "reg-2.verification.1", registration_id="reg-2")
     record = repo.get_registration(registration_id="reg-1")
     assert record is not None
     assert record.deliveries == []
@@ -706,10 +752,11 @@ def test_deliveries_of_other_registrations_are_not_listed(repo: RegistrationRepo
 
 def test_delivery_for_an_unknown_registration_violates_the_foreign_key(
     repo: RegistrationRepository,
+    deliveries: DeliveryRepository,
 ) -> None:
     with pytest.raises(IntegrityError, match=r"(?i)foreign key"):
-        _open(repo, "ghost.verification.1", registration_id="ghost")
-    assert repo.get_delivery(delivery_id="ghost.verification.1") is None
+        _open(deliveries, "ghost.verification.1", registration_id="ghost")
+    assert deliveries.get_delivery(delivery_id="ghost.verification.1") is None
 
 
 # Tokens ------------------------------------------------------------------------------------
@@ -726,7 +773,9 @@ def test_registration_is_found_by_its_token_hash(repo: RegistrationRepository) -
 # Timestamps --------------------------------------------------------------------------------
 
 
-def test_timestamps_come_back_as_aware_utc(repo: RegistrationRepository, engine: Engine) -> None:
+def test_timestamps_come_back_as_aware_utc(
+    repo: RegistrationRepository, engine: Engine, deliveries: DeliveryRepository
+) -> None:
     """SQLite keeps no offset; a +02:00 input must come back as the same instant in UTC."""
     cest = timezone(timedelta(hours=2))
     created_local = datetime(2030, 6, 1, 12, 0, tzinfo=cest)
@@ -735,8 +784,8 @@ def test_timestamps_come_back_as_aware_utc(repo: RegistrationRepository, engine:
         created_at=created_local,
         verification=_verification(next_resend_at=created_local + timedelta(minutes=1)),
     )
-    _attempt(repo, now=created_local)
-    repo.mark_delivery_sent(delivery_id=FIRST, sent_at=created_local)
+    _attempt(deliveries, now=created_local)
+    deliveries.mark_delivery_sent(delivery_id=FIRST, sent_at=created_local)
     repo.activate(registration_id="reg-1", verified_at=created_local + timedelta(minutes=1))
 
     record = repo.get_registration(registration_id="reg-1")

@@ -12,15 +12,17 @@ from typing import TypeVar
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from registration.db import EmailDelivery, User
-from registration.notification_repository import NotificationRepository
-from registration.repository import (
+from registration.adapters.db.deliveries import DeliveryRepository
+from registration.adapters.db.notifications import NotificationRepository
+from registration.adapters.db.registrations import (
     CreateOutcome,
-    DeliveryOwner,
     NewVerification,
     RegistrationRepository,
 )
-from registration.status import DeliveryStatus, EmailKind, RegistrationStatus
+from registration.adapters.db.tables import EmailDelivery, User
+from registration.domain.email_kinds import EmailKind
+from registration.domain.records import DeliveryOwner
+from registration.domain.statuses import DeliveryStatus, RegistrationStatus
 
 T0 = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 THREADS = 8
@@ -105,22 +107,23 @@ def test_concurrent_attempts_of_one_delivery_count_each_and_send_state_once(
     engine: Engine,
 ) -> None:
     repository = RegistrationRepository(engine)
+    deliveries = DeliveryRepository(engine)
     create(repository, "reg-1", "di@example.org")
     owner = DeliveryOwner(registration_id="reg-1")
     at_once(
-        lambda _: repository.open_delivery(
+        lambda _: deliveries.open_delivery(
             delivery_id="reg-1.welcome.1", owner=owner, kind=EmailKind.WELCOME, now=T0
         )
     )
     at_once(
-        lambda _: repository.count_attempt(delivery_id="reg-1.welcome.1", message_id="<m>", now=T0)
+        lambda _: deliveries.count_attempt(delivery_id="reg-1.welcome.1", message_id="<m>", now=T0)
     )
     sent = at_once(
-        lambda i: repository.mark_delivery_sent(
+        lambda i: deliveries.mark_delivery_sent(
             delivery_id="reg-1.welcome.1", sent_at=T0 + timedelta(seconds=i)
         )
     )
-    record = repository.get_delivery(delivery_id="reg-1.welcome.1")
+    record = deliveries.get_delivery(delivery_id="reg-1.welcome.1")
     assert record is not None
     assert record.attempts == THREADS
     assert record.status is DeliveryStatus.SENT

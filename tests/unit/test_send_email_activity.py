@@ -19,17 +19,26 @@ from sqlalchemy.engine import Engine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-import registration
-from activities.email_failures import LINK_REPLACED, PERMANENT, TEMPLATE_PROBLEM, TRANSIENT
 from activities.mailer import RecordedMailer
 from activities.registration import RegistrationActivities
-from registration.identifiers import derive_token, hash_token
-from registration.mail import OutgoingEmail, SmtpMailSender, TemplateRenderer
-from registration.repository import DeliveryOwner, DeliveryRecord, RegistrationRepository
-from registration.reset_repository import PasswordResetRepository
+from registration.adapters.db.deliveries import DeliveryRepository
+from registration.adapters.db.password_resets import PasswordResetRepository
+from registration.adapters.db.registrations import RegistrationRepository
+from registration.adapters.email.messages import OutgoingEmail
+from registration.adapters.email.rendering import BUNDLED_TEMPLATES, TemplateRenderer
+from registration.adapters.email.smtp import SmtpMailSender
+from registration.devtools.smtp_sink import first_link
+from registration.domain.email_kinds import EmailKind
+from registration.domain.failures import (
+    LINK_REPLACED,
+    PERMANENT_SMTP_FAILURE,
+    TEMPLATE_PROBLEM,
+    TRANSIENT_SMTP_FAILURE,
+)
+from registration.domain.identifiers import derive_token, hash_token
+from registration.domain.records import DeliveryOwner, DeliveryRecord
+from registration.domain.statuses import DeliveryStatus, RegistrationStatus
 from registration.settings import Settings
-from registration.smtp_sink import first_link
-from registration.status import DeliveryStatus, EmailKind, RegistrationStatus
 from tests.smtp_server import ControllableSmtpServer
 from workflows.contracts import (
     CreatePendingUserInput,
@@ -43,7 +52,6 @@ SECRET = b"k" * 32
 NOW = datetime.now(UTC)
 RECIPIENT = "ann@example.com"
 FROM_EMAIL = "no-reply@acme.test"
-BUNDLED_TEMPLATES = Path(registration.__file__).parent / "templates"
 
 
 @dataclass
@@ -63,11 +71,12 @@ class World:
     smtp: ControllableSmtpServer
     engine: Engine
     repository: RegistrationRepository
+    deliveries: DeliveryRepository
     sender: RecordingSender
     activities: RegistrationActivities
 
     def activities_with(self, renderer: TemplateRenderer) -> RegistrationActivities:
-        return build_activities(self.engine, self.repository, renderer, self.sender)
+        return build_activities(self.engine, renderer, self.sender)
 
     async def register(self) -> str:
         """A pending registration made the way the workflow makes it: with its first
@@ -104,23 +113,22 @@ class World:
         return delivery_id
 
     def delivery(self, delivery_id: str) -> DeliveryRecord:
-        record = self.repository.get_delivery(delivery_id=delivery_id)
+        record = self.deliveries.get_delivery(delivery_id=delivery_id)
         assert record is not None
         return record
 
 
 def build_activities(
-    engine: Engine,
-    repository: RegistrationRepository,
-    renderer: TemplateRenderer,
-    sender: RecordingSender,
+    engine: Engine, renderer: TemplateRenderer, sender: RecordingSender
 ) -> RegistrationActivities:
-    """As worker.py builds them."""
+    """As bootstrap.build_activities builds them."""
+    deliveries = DeliveryRepository(engine)
     return RegistrationActivities(
-        repository=repository,
+        repository=RegistrationRepository(engine),
+        deliveries=deliveries,
         resets=PasswordResetRepository(engine),
         mailer=RecordedMailer(
-            repository=repository, renderer=renderer, sender=sender, from_email=FROM_EMAIL
+            deliveries=deliveries, renderer=renderer, sender=sender, from_email=FROM_EMAIL
         ),
         secret_key=SECRET,
         public_base_url="http://app.test",
@@ -130,10 +138,16 @@ def build_activities(
 @pytest.fixture
 async def world(engine: Engine) -> AsyncIterator[World]:
     async with ControllableSmtpServer() as smtp:
-        repository = RegistrationRepository(engine)
         sender = RecordingSender(SmtpMailSender(Settings(_env_file=None, smtp_port=smtp.port)))
-        activities = build_activities(engine, repository, TemplateRenderer(app_name="Acme"), sender)
-        yield World(smtp, engine, repository, sender, activities)
+        activities = build_activities(engine, TemplateRenderer(app_name="Acme"), sender)
+        yield World(
+            smtp,
+            engine,
+            RegistrationRepository(engine),
+            DeliveryRepository(engine),
+            sender,
+            activities,
+        )
 
 
 def first_id(registration_id: str) -> str:
@@ -221,7 +235,7 @@ async def test_transient_refusals_are_retried_with_the_same_message_and_link(
 
     for attempt in (1, 2, 3):
         failure = await refused(world.activities, verification(registration_id))
-        assert failure.type == TRANSIENT
+        assert failure.type == TRANSIENT_SMTP_FAILURE
         assert not failure.non_retryable
         assert "451" in failure.message
         assert RECIPIENT not in failure.message
@@ -264,7 +278,7 @@ async def test_a_permanent_refusal_is_not_retried_and_leaves_the_delivery_to_the
 
     failure = await refused(world.activities, verification(registration_id))
 
-    assert failure.type == PERMANENT
+    assert failure.type == PERMANENT_SMTP_FAILURE
     assert failure.non_retryable
     assert "550" in failure.message
     assert RECIPIENT not in failure.message
@@ -304,7 +318,7 @@ async def test_a_permanent_refusal_is_not_retried_and_leaves_the_delivery_to_the
 
 async def test_an_ended_delivery_is_not_sent(world: World) -> None:
     registration_id = await world.register()
-    world.repository.mark_delivery_failed(
+    world.deliveries.mark_delivery_failed(
         delivery_id=first_id(registration_id),
         owner=DeliveryOwner(registration_id=registration_id),
         kind=EmailKind.VERIFICATION,

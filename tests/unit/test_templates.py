@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import os
 import shutil
-from importlib.resources import files
 from pathlib import Path
 
 import pytest
 
-from registration.mail import OutgoingEmail, TemplateProblem, TemplateRenderer
+from registration.adapters.email.messages import OutgoingEmail
+from registration.adapters.email.rendering import (
+    BUNDLED_TEMPLATES,
+    TemplateProblem,
+    TemplateRenderer,
+)
+from registration.domain.email_kinds import EmailKind
 from registration.settings import Settings
-from registration.status import EmailKind
 from tests.email_samples import RECIPIENT, render_sample
 
-BUNDLED = Path(str(files("registration") / "templates"))
 APP = "Acme Accounts"
 SENDER = "Mia from Support"
 
@@ -23,7 +26,7 @@ SENDER = "Mia from Support"
 @pytest.fixture
 def templates_dir(tmp_path: Path) -> Path:
     target = tmp_path / "templates"
-    shutil.copytree(BUNDLED, target)
+    shutil.copytree(BUNDLED_TEMPLATES, target)
     return target
 
 
@@ -108,7 +111,7 @@ def test_a_deleted_template_is_named_and_putting_it_back_heals(
 
     # Put back by the operator (a new file, a new modification time): the same renderer
     # renders again, without a restart.
-    shutil.copy(BUNDLED / "welcome.html", templates_dir / "welcome.html")
+    shutil.copy(BUNDLED_TEMPLATES / "welcome.html", templates_dir / "welcome.html")
     assert render(renderer) == before
 
 
@@ -123,7 +126,7 @@ def test_a_deleted_layout_is_named_not_the_template_extending_it(
     assert missing.template == "_layout.html"
     assert str(missing) == "email template '_layout.html': not found"
 
-    shutil.copy(BUNDLED / "_layout.html", templates_dir / "_layout.html")
+    shutil.copy(BUNDLED_TEMPLATES / "_layout.html", templates_dir / "_layout.html")
     assert render(renderer, kind) == before
 
 

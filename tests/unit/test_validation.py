@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from registration.errors import FieldViolation
-from registration.validation import (
+from registration.domain.errors import FieldViolation
+from registration.domain.validation import (
     MAX_EMAIL_LENGTH,
     common_passwords,
     for_field,

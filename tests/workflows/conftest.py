@@ -6,10 +6,11 @@ from datetime import timedelta
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from registration.codec import PayloadKeys, encrypted_data_converter
-from registration.devstack import venv_binary
-from registration.search_attribute_setup import ensure_search_attributes
+from registration.adapters.temporal.payload_codec import PayloadKeys, encrypted_data_converter
+from registration.adapters.temporal.search_attributes import ensure_search_attributes
+from registration.devtools.launcher import venv_binary
 from tests.workflows.fakes import Harness, run_harness
+from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 
 
 async def time_skipping_environment() -> AsyncIterator[WorkflowEnvironment]:
@@ -23,7 +24,7 @@ async def time_skipping_environment() -> AsyncIterator[WorkflowEnvironment]:
         test_server_startup_timeout=timedelta(seconds=60),
     )
     try:
-        await ensure_search_attributes(env.client)
+        await ensure_search_attributes(env.client, SEARCH_ATTRIBUTES)
         yield env
     finally:
         await env.shutdown()

@@ -17,8 +17,9 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.email_failures import LINK_REPLACED, TEMPLATE_PROBLEM
-from registration.status import DeliveryStatus, EmailKind
+from registration.domain.email_kinds import EmailKind
+from registration.domain.failures import LINK_REPLACED, TEMPLATE_PROBLEM
+from registration.domain.statuses import DeliveryStatus
 from workflows.contracts import (
     ActivateUserInput,
     CreatePendingUserInput,

@@ -10,13 +10,13 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from registration.codec import (
+from registration.adapters.temporal.payload_codec import (
     KEY_ID_METADATA,
     EncryptionCodec,
     PayloadKeys,
     encrypted_data_converter,
 )
-from registration.status import RegistrationStatus
+from registration.domain.statuses import RegistrationStatus
 from tests.workflows.fakes import (
     FakeActivities,
     registration_input,

@@ -19,8 +19,9 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.email_failures import LINK_REPLACED
-from registration.status import DeliveryStatus, EmailKind, PasswordResetStatus
+from registration.domain.email_kinds import EmailKind
+from registration.domain.failures import LINK_REPLACED, RESET_EXPIRED, RESET_NOT_FOUND, RESET_USED
+from registration.domain.statuses import DeliveryStatus, PasswordResetStatus
 from tests.workflows.conftest import time_skipping_environment
 from tests.workflows.fakes import FAST_RETRY
 from workflows.account_email import AccountEmailWorkflow, account_email_workflow_id
@@ -39,14 +40,7 @@ from workflows.contracts import (
     SendEmailInput,
     SendEmailResult,
 )
-from workflows.password_reset import (
-    REQUESTED_SIGNAL,
-    RESET_EXPIRED,
-    RESET_NOT_FOUND,
-    RESET_USED,
-    STOPPED_USED,
-    PasswordResetWorkflow,
-)
+from workflows.password_reset import REQUESTED_SIGNAL, STOPPED_USED, PasswordResetWorkflow
 
 Handle = WorkflowHandle[PasswordResetWorkflow, PasswordResetState]
 NEW_HASH = "$argon2id$v=19$m=19456,t=2,p=1$bmV3$aGFzaA"

@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
-from registration.status import DeliveryStatus, EmailKind, RegistrationStatus
+from registration.domain.email_kinds import EmailKind
+from registration.domain.statuses import DeliveryStatus, RegistrationStatus
 from tests.workflows.fakes import Harness, wait_for_sent
 from workflows.contracts import VerifyEmailRequest
 from workflows.registration import EXPIRED_BEFORE_SENT, STOPPED_VERIFIED, RegistrationWorkflow

@@ -1,7 +1,7 @@
 """Workflows already in flight must survive a code change: every saved history of a real run
 (tests/histories/, written by scripts/save_histories.py) replays against today's workflow code
 without a nondeterminism error. A change that would break one fails here; it must go through
-`workflow.patched()` (see the README, "Changing a workflow safely")."""
+`workflow.patched()` (docs/changing-workflows.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from registration.codec import PayloadKeys, encrypted_data_converter
+from registration.adapters.temporal.payload_codec import PayloadKeys, encrypted_data_converter
 from workflows.account_email import AccountEmailWorkflow
 from workflows.enrollment_notification import EnrollmentNotificationWorkflow
 from workflows.password_reset import PasswordResetWorkflow

@@ -10,7 +10,14 @@ import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from registration.status import DeliveryStatus, EmailKind, RegistrationStatus
+from registration.domain.email_kinds import EmailKind
+from registration.domain.failures import (
+    ALREADY_VERIFIED,
+    REGISTRATION_NOT_FOUND,
+    RESEND_COOLDOWN,
+    RESEND_LIMIT,
+)
+from registration.domain.statuses import DeliveryStatus, RegistrationStatus
 from tests.workflows.fakes import Harness, wait_for_sent
 from workflows.contracts import (
     RegistrationInput,
@@ -20,14 +27,7 @@ from workflows.contracts import (
     ResendResult,
     VerifyEmailRequest,
 )
-from workflows.registration import (
-    ALREADY_VERIFIED,
-    NOT_FOUND,
-    REPLACED_BY_RESEND,
-    RESEND_COOLDOWN,
-    RESEND_LIMIT,
-    RegistrationWorkflow,
-)
+from workflows.registration import REPLACED_BY_RESEND, RegistrationWorkflow
 
 Handle = WorkflowHandle[RegistrationWorkflow, RegistrationState]
 
@@ -136,7 +136,7 @@ async def test_no_resend_for_another_registration_nor_once_verified(harness: Har
     await wait_for_sent(handle)
     await harness.env.sleep(2)
 
-    assert (await refusal(handle, "reg-someone-else")).type == NOT_FOUND
+    assert (await refusal(handle, "reg-someone-else")).type == REGISTRATION_NOT_FOUND
 
     await handle.execute_update(
         RegistrationWorkflow.verify_email, VerifyEmailRequest(input.registration_id)

@@ -1,0 +1,1 @@
+"""Email: templates rendered into messages, and SMTP sending over kept connections."""

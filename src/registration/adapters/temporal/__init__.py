@@ -1,0 +1,1 @@
+"""Temporal: connecting, the payload codec that encrypts every payload, search attributes."""

@@ -1,1 +1,0 @@
-"""Alembic migrations: the owner of the database schema (see registration.migrate)."""

@@ -1,0 +1,136 @@
+"""Authenticate: sign-in for active accounts.
+
+A wrong password and an unknown address get the same answer after the same work: an unknown
+address is checked against a dummy hash made with the current parameters, and failures are
+counted under the address's keyed hash whether or not it has an account. Only the right
+password learns that an account is not verified yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from registration.adapters.db.calls import in_thread
+from registration.adapters.db.registrations import RegistrationRepository
+from registration.adapters.db.sign_in_throttle import SignInThrottleRepository
+from registration.adapters.password_hashing import in_hashing_thread
+from registration.domain.clock import utcnow
+from registration.domain.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    TryLater,
+    Unauthenticated,
+)
+from registration.domain.identifiers import email_key
+from registration.domain.records import Credentials
+from registration.domain.statuses import RegistrationStatus
+from registration.domain.validation import normalize_email
+from registration.settings import Settings
+
+log = logging.getLogger(__name__)
+WRONG_CREDENTIALS = "wrong email or password"
+SIGN_IN_THROTTLED = "SIGN_IN_THROTTLED"
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user_id: str
+    registration_id: str
+
+
+class SignInService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        repository: RegistrationRepository,
+        throttle: SignInThrottleRepository,
+        hasher: PasswordHasher,
+        secret_key: bytes,
+    ) -> None:
+        self._settings = settings
+        self._repository = repository
+        self._throttle = throttle
+        self._hasher = hasher
+        self._secret_key = secret_key
+        # Verified in place of a missing account's hash: as costly as a real one.
+        self._dummy_hash = hasher.hash(secrets.token_urlsafe(16))
+
+    async def authenticate(self, *, email: str, password: str) -> SignedIn:
+        normalized, problem = normalize_email(email)
+        violations = [problem] if problem is not None else []
+        # No length rules here: an account may predate today's policy.
+        if not password:
+            violations.append(FieldViolation("password", "is required"))
+        if violations or normalized is None:
+            raise InvalidArgument(violations)
+        key = email_key(self._secret_key, normalized)
+        locked_until = await in_thread(self._throttle.locked_until, email_key=key, now=utcnow())
+        if locked_until is not None:
+            raise TryLater(
+                "too many failed sign-ins for this address; try again later",
+                reason=SIGN_IN_THROTTLED,
+                retry_at=locked_until,
+            )
+
+        credentials = await in_thread(self._repository.find_credentials, email=normalized)
+        stored = credentials.password_hash if credentials is not None else self._dummy_hash
+        if not await in_hashing_thread(self._matches, stored, password) or credentials is None:
+            locked = await in_thread(
+                self._throttle.record_failure,
+                email_key=key,
+                now=utcnow(),
+                max_failures=self._settings.sign_in_max_failures,
+                window=self._settings.sign_in_lockout,
+            )
+            if locked is not None:
+                log.warning("sign-in locked until %s after repeated failures", locked)
+            raise Unauthenticated(WRONG_CREDENTIALS)
+        if credentials.status is not RegistrationStatus.ACTIVE:
+            raise FailedPrecondition("email not verified: open the link in the verification email")
+
+        await in_thread(self._throttle.clear, email_key=key)
+        await self._upgrade_hash(credentials, password)
+        log.info(
+            "registration %s signed in",
+            credentials.registration_id,
+            extra={"registration_id": credentials.registration_id},
+        )
+        return SignedIn(
+            user_id=str(credentials.user_id), registration_id=credentials.registration_id
+        )
+
+    def _matches(self, stored: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(stored, password)
+        except VerificationError:
+            return False
+        except InvalidHashError:
+            log.error("a stored password hash is not an argon2 hash")
+            return False
+
+    async def _upgrade_hash(self, credentials: Credentials, password: str) -> None:
+        """A hash made with weaker parameters than today's is replaced, now that the
+        password is at hand."""
+        if not self._hasher.check_needs_rehash(credentials.password_hash):
+            return
+        stronger = await in_hashing_thread(self._hasher.hash, password)
+        replaced = await in_thread(
+            self._repository.replace_password_hash,
+            registration_id=credentials.registration_id,
+            old_hash=credentials.password_hash,
+            new_hash=stronger,
+            now=utcnow(),
+        )
+        if replaced:
+            log.info(
+                "registration %s: password hash upgraded",
+                credentials.registration_id,
+                extra={"registration_id": credentials.registration_id},
+            )
