@@ -162,6 +162,12 @@ class Settings(BaseSettings):
         description="File of payload keys, one entry a line; created with one random key "
         "on first use outside production.",
     )
+    payload_legacy_key_ids: list[str] = Field(
+        [],
+        description="Ids of payload keys whose payloads from before payloads were bound to "
+        "their workflow are still accepted, while workflows started before that upgrade "
+        "finish (JSON list); none by default.",
+    )
 
     # Codec endpoint for the Temporal web UI
     codec_server_address: str = Field(

@@ -153,6 +153,15 @@ class PasswordResetState:
 
 
 @dataclass
+class ResetRequested:
+    """The signal every RequestPasswordReset sends. It arrives encrypted for this workflow,
+    which only a holder of the payload keys can make: the proof that the request came
+    through the API, not from whoever can reach Temporal."""
+
+    email_key: str
+
+
+@dataclass
 class ResetPasswordRequest:
     """The update that uses a reset: the new password arrives hashed (argon2id, by the
     server); the password itself never reaches Temporal."""

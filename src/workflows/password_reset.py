@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         PasswordResetInput,
         PasswordResetState,
         ResetPasswordRequest,
+        ResetRequested,
     )
     from workflows.database_steps import database_step
     from workflows.outbox import Outbox
@@ -43,6 +44,9 @@ with workflow.unsafe.imports_passed_through():
 
 # The signal every RequestPasswordReset sends (with the start, or to the running workflow).
 REQUESTED_SIGNAL = "requested"
+# The patch after which a signal counts only with its proof: an argument encrypted for this
+# workflow (a signal from whoever can reach Temporal carries none).
+SIGNALS_CARRY_PROOF = "signals-carry-proof"
 STOPPED_USED = "stopped: the password was reset before this email was confirmed sent"
 # The patch after which a request arriving with the deadline is served by a new reset.
 REQUEST_AT_THE_DEADLINE = "request-at-the-deadline-starts-a-new-reset"
@@ -138,7 +142,14 @@ class PasswordResetWorkflow:
         return self._state
 
     @workflow.signal(name=REQUESTED_SIGNAL)
-    def requested(self) -> None:
+    def requested(self, request: ResetRequested | None = None) -> None:
+        # Before signals had to carry proof, any `requested` signal counted; a run that
+        # began before then replays as it ran.
+        if workflow.patched(SIGNALS_CARRY_PROOF) and (
+            request is None or request.email_key != self._input.email_key
+        ):
+            workflow.logger.warning("a reset request without proof ignored")
+            return
         self._requests += 1
 
     @workflow.update(name="reset_password")

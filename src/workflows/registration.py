@@ -48,6 +48,8 @@ with workflow.unsafe.imports_passed_through():
 EXPIRED_BEFORE_SENT = "registration expired before the email was sent"
 STOPPED_VERIFIED = "stopped: the address was verified before this email was confirmed sent"
 REPLACED_BY_RESEND = "stopped: a resend replaced this link before it was confirmed sent"
+# The patch after which a signal counts only with its proof; `verify` carries none.
+SIGNALS_CARRY_PROOF = "signals-carry-proof"
 
 
 @workflow.defn
@@ -215,7 +217,12 @@ class RegistrationWorkflow:
 
     @workflow.signal(name="verify")
     def verify(self) -> None:
-        """Lets an operator verify from the Temporal web UI or CLI."""
+        """Once let an operator verify from the Temporal web UI or CLI. A signal proves nothing
+        (anyone who can reach Temporal can send it), so it verifies nothing now; a run that
+        began before replays as it ran."""
+        if workflow.patched(SIGNALS_CARRY_PROOF):
+            workflow.logger.warning("verify signal ignored: a signal proves nothing")
+            return
         if not self._verification_requested and (self._closing or self._past_deadline()):
             workflow.logger.info("verify signal ignored: registration has expired")
             return

@@ -37,6 +37,7 @@ from workflows.contracts import (
     PasswordResetState,
     ResendPolicy,
     ResetPasswordRequest,
+    ResetRequested,
     SendEmailInput,
     SendEmailResult,
 )
@@ -135,6 +136,7 @@ class ResetHarness:
             id=f"wf-{input.reset_id}",
             task_queue=self.task_queue,
             start_signal=REQUESTED_SIGNAL,
+            start_signal_args=[ResetRequested(email_key=input.email_key)],
         )
         self.started.append(handle)
         return input, handle
@@ -285,6 +287,28 @@ async def test_without_an_active_account_nothing_is_sent(reset_harness: ResetHar
     assert fakes.opened[0].email == input.email
 
 
+def requested(input: PasswordResetInput) -> ResetRequested:
+    """A request as the server signals it: with its proof."""
+    return ResetRequested(email_key=input.email_key)
+
+
+async def test_a_request_without_its_proof_sends_nothing(reset_harness: ResetHarness) -> None:
+    fakes = reset_harness.fakes
+    input, handle = await reset_harness.start(resend=ResendPolicy(cooldown_seconds=60, limit=3))
+    await state_when(handle, reset_emails_sent, what="the reset email sent")
+    await reset_harness.env.sleep(61)
+
+    await handle.signal(REQUESTED_SIGNAL)  # as anyone with Temporal access can send it
+    await handle.signal(REQUESTED_SIGNAL, ResetRequested(email_key="x" * 26))  # another address's
+    await reset_harness.env.sleep(1)
+    assert len(reset_emails_sent(await handle.query(PasswordResetWorkflow.state))) == 1
+    await handle.signal(REQUESTED_SIGNAL, requested(input))
+    await state_when(
+        handle, lambda s: len(reset_emails_sent(s)) == 2, what="the email a proven request sends"
+    )
+    assert len(fakes.sent) == 2
+
+
 async def test_a_repeated_request_resends_the_same_link_within_cooldown_and_limit(
     reset_harness: ResetHarness,
 ) -> None:
@@ -292,17 +316,17 @@ async def test_a_repeated_request_resends_the_same_link_within_cooldown_and_limi
     input, handle = await reset_harness.start(resend=ResendPolicy(cooldown_seconds=60, limit=1))
     await state_when(handle, reset_emails_sent, what="the reset email sent")
 
-    await handle.signal(REQUESTED_SIGNAL)  # within the cooldown: nothing
+    await handle.signal(REQUESTED_SIGNAL, requested(input))  # within the cooldown: nothing
     await reset_harness.env.sleep(1)
     assert len(reset_emails_sent(await handle.query(PasswordResetWorkflow.state))) == 1
     assert len(fakes.sent) == 1
     await reset_harness.env.sleep(60)
-    await handle.signal(REQUESTED_SIGNAL)  # past it: the same link once more
+    await handle.signal(REQUESTED_SIGNAL, requested(input))  # past it: the same link once more
     state = await state_when(
         handle, lambda s: len(reset_emails_sent(s)) == 2, what="a second reset email"
     )
     await reset_harness.env.sleep(61)
-    await handle.signal(REQUESTED_SIGNAL)  # the limit (one) is spent
+    await handle.signal(REQUESTED_SIGNAL, requested(input))  # the limit (one) is spent
     await reset_harness.env.sleep(1)
     state = await handle.query(PasswordResetWorkflow.state)
     assert len(reset_emails_sent(state)) == 2
@@ -368,7 +392,7 @@ async def test_a_request_while_the_reset_closes_starts_a_new_reset(
 ) -> None:
     fakes = reset_harness.fakes
     input, handle = await closing_at_the_deadline(reset_harness)
-    await handle.signal(REQUESTED_SIGNAL)
+    await handle.signal(REQUESTED_SIGNAL, requested(input))
     assert fakes.hold_expiry is not None
     fakes.hold_expiry.set()
 

@@ -5,14 +5,21 @@ without a nondeterminism error. A change that would break one fails here; it mus
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
-from registration.adapters.temporal.payload_codec import PayloadKeys, encrypted_data_converter
+from registration.adapters.temporal.payload_codec import (
+    WORKFLOW_ID_METADATA,
+    PayloadKeys,
+    encrypted_data_converter,
+)
 from workflows.account_email import AccountEmailWorkflow
 from workflows.enrollment_notification import EnrollmentNotificationWorkflow
 from workflows.password_reset import PasswordResetWorkflow
@@ -31,7 +38,17 @@ WORKFLOWS = [
 
 
 def history(path: Path) -> WorkflowHistory:
-    return WorkflowHistory.from_json(path.stem, path.read_text())
+    return WorkflowHistory.from_json(workflow_id_of(path), path.read_text())
+
+
+def workflow_id_of(path: Path) -> str:
+    """The run's workflow ID as its start input names it: a payload bound to its workflow
+    carries it (and is refused under any other). Older histories' payloads name none."""
+    started: dict[str, Any] = events(path)[0]["workflowExecutionStartedEventAttributes"]  # type: ignore[assignment]
+    for payload in started.get("input", {}).get("payloads", []):
+        if workflow_id := payload["metadata"].get(WORKFLOW_ID_METADATA):
+            return base64.b64decode(workflow_id).decode()
+    return path.stem
 
 
 def events(path: Path) -> list[dict[str, object]]:
@@ -51,12 +68,66 @@ def activity_types(path: Path) -> list[str]:
 async def test_a_saved_history_replays_on_todays_code(path: Path) -> None:
     replayer = Replayer(
         workflows=WORKFLOWS,
+        # The namespace the histories ran in: a payload is bound to it too.
+        namespace="default",
+        data_converter=encrypted_data_converter(
+            PayloadKeys.parse((HISTORIES / "payload.keys").read_text()),
+            # Histories saved before payloads were bound to their workflow, as an operator
+            # upgrading would accept them (PAYLOAD_LEGACY_KEY_IDS) while those runs finish.
+            legacy_key_ids=["histories"],
+        ),
+    )
+    result = await replayer.replay_workflow(history(path), raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
+
+
+BOUND = sorted(HISTORIES.glob("*.workflow-bound-payloads.json"))
+
+
+@pytest.mark.parametrize("path", BOUND, ids=[p.stem for p in BOUND])
+async def test_a_history_of_workflow_bound_payloads_replays_with_no_legacy_key(path: Path) -> None:
+    replayer = Replayer(
+        workflows=WORKFLOWS,
+        # The namespace the histories ran in: a payload is bound to it too.
+        namespace="default",
         data_converter=encrypted_data_converter(
             PayloadKeys.parse((HISTORIES / "payload.keys").read_text())
         ),
     )
     result = await replayer.replay_workflow(history(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
+
+
+def patch_ids(path: Path) -> list[str]:
+    """The patches a run took, from its markers (which Temporal's core writes in plain JSON)."""
+    found = []
+    for event in history(path).events:
+        details = event.marker_recorded_event_attributes.details
+        if "patch-data" in details:
+            [patch] = details["patch-data"].payloads
+            found.append(str(DataConverter.default.payload_converter.from_payload(patch)["id"]))
+    return found
+
+
+def signal_names(path: Path) -> list[str]:
+    return [
+        str(event["workflowExecutionSignaledEventAttributes"]["signalName"])  # type: ignore[index]
+        for event in events(path)
+        if "workflowExecutionSignaledEventAttributes" in event
+    ]
+
+
+def test_signals_without_proof_were_ignored_in_the_histories_saved_since() -> None:
+    """A `verify` signal and a `requested` one without its proof, as anyone with Temporal
+    access could send them: the runs took the `signals-carry-proof` path and went on as if
+    they had not come (the registration verified by its link, the reset used once)."""
+    verified = HISTORIES / "registration_verified.workflow-bound-payloads.json"
+    assert signal_names(verified) == ["verify"]
+    assert "signals-carry-proof" in patch_ids(verified)
+    reset = HISTORIES / "password_reset_used.workflow-bound-payloads.json"
+    assert signal_names(reset) == ["requested", "requested"]
+    assert "signals-carry-proof" in patch_ids(reset)
+    assert activity_types(reset).count("send_email") == 1  # the one link, never sent again
 
 
 def test_every_workflow_has_saved_histories() -> None:

@@ -34,6 +34,9 @@ CodecStep = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
 
 
 def create_codec_app(codec: EncryptionCodec, *, allowed_origins: Sequence[str]) -> Starlette:
+    async def decode_for_display(payloads: Sequence[Payload]) -> list[Payload]:
+        return codec.decode_for_display(payloads)
+
     def endpoint(step: CodecStep) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
             try:
@@ -50,7 +53,7 @@ def create_codec_app(codec: EncryptionCodec, *, allowed_origins: Sequence[str]) 
 
     return Starlette(
         routes=[
-            Route("/decode", endpoint(codec.decode), methods=["POST"]),
+            Route("/decode", endpoint(decode_for_display), methods=["POST"]),
             Route("/encode", endpoint(codec.encode), methods=["POST"]),
             # For container health checks; says nothing about keys or payloads.
             Route("/healthz", lambda _: PlainTextResponse("ok"), methods=["GET"]),

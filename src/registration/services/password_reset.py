@@ -45,7 +45,7 @@ from registration.domain.validation import for_field, normalize_email, password_
 from registration.services.temporal_calls import WorkflowClosed, calling_temporal, execute_update
 from registration.services.workflow_inputs import email_retry_settings, resend_policy
 from registration.settings import Settings
-from workflows.contracts import PasswordResetInput, ResetPasswordRequest
+from workflows.contracts import PasswordResetInput, ResetPasswordRequest, ResetRequested
 from workflows.password_reset import REQUESTED_SIGNAL, PasswordResetWorkflow
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ class PasswordResetService:
                 task_queue=s.temporal_task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 start_signal=REQUESTED_SIGNAL,
+                start_signal_args=[ResetRequested(email_key=key)],
             )
         log.info("password reset requested (%s)", password_reset_workflow_id(key))
 

@@ -27,7 +27,10 @@ async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -
             return await Client.connect(
                 settings.temporal_address,
                 namespace=settings.temporal_namespace,
-                data_converter=encrypted_data_converter(settings.resolved_payload_keys()),
+                data_converter=encrypted_data_converter(
+                    settings.resolved_payload_keys(),
+                    legacy_key_ids=settings.payload_legacy_key_ids,
+                ),
                 runtime=runtime,
             )
         except (RuntimeError, RPCError) as err:
