@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from registration.adapters.db.engine import build_engine
 from registration.adapters.db.migrate import upgrade
+from registration.settings import Settings
 from tests.databases import (
     BACKENDS,
     create_postgres_database,
@@ -54,3 +55,12 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         empty_tables(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Settings as the code's defaults make them: no variable of the developer's shell and no
+    `.env` of the repository leaks in."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)

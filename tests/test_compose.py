@@ -90,7 +90,7 @@ def test_every_image_is_pinned() -> None:
 def test_secrets_are_required_from_the_environment_and_documented() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     required = set(re.findall(r"\$\{([A-Z_]+):\?", text))
-    assert required == {"POSTGRES_PASSWORD", "SECRET_KEY", "PAYLOAD_KEYS"}
+    assert required == {"POSTGRES_PASSWORD", "SECRET_KEY", "PAYLOAD_KEYS", "CODEC_ACCESS_TOKEN"}
     example = (ROOT / ".env.example").read_text()
     for name in required:
         assert re.search(rf"^{name}=$", example, flags=re.MULTILINE), name

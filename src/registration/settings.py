@@ -177,6 +177,19 @@ class Settings(BaseSettings):
         ["http://127.0.0.1:8233", "http://localhost:8233"],
         description="Web UI origins allowed to call the codec endpoint (JSON list).",
     )
+    codec_access_token: SecretStr | None = Field(
+        None,
+        description="A bearer token the codec endpoint accepts from operators (the Temporal "
+        "UI, `temporal --codec-auth 'Bearer …'`); at least 32 characters.",
+    )
+    codec_jwks_url: str | None = Field(
+        None,
+        description="The identity provider's JWKS: the codec endpoint accepts a JWT it signed "
+        "(the operator's access token, which the Temporal UI forwards with "
+        "TEMPORAL_CODEC_PASS_ACCESS_TOKEN) for CODEC_JWT_AUDIENCE from CODEC_JWT_ISSUER.",
+    )
+    codec_jwt_issuer: str | None = Field(None, description="The `iss` a codec JWT must name.")
+    codec_jwt_audience: str | None = Field(None, description="The `aud` a codec JWT must name.")
 
     # Registration rules
     verification_timeout: Duration = Field(
@@ -363,6 +376,13 @@ class Settings(BaseSettings):
             _check_secret_key(value.get_secret_value())
         return value
 
+    @field_validator("codec_access_token")
+    @classmethod
+    def _long_codec_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_KEY_LENGTH} random characters")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.smtp_tls and self.smtp_starttls:
@@ -371,6 +391,8 @@ class Settings(BaseSettings):
             raise ValueError("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE go together")
         if self.password_max_length < self.password_min_length:
             raise ValueError("PASSWORD_MAX_LENGTH is below PASSWORD_MIN_LENGTH")
+        if self.codec_jwks_url and not (self.codec_jwt_issuer and self.codec_jwt_audience):
+            raise ValueError("CODEC_JWKS_URL needs CODEC_JWT_ISSUER and CODEC_JWT_AUDIENCE")
         return self
 
     def resolved_secret_key(self) -> bytes:

@@ -216,13 +216,6 @@ def test_message_id_falls_back_to_localhost_without_a_domain() -> None:
 # Message building --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
 def _parts(message: EmailMessage) -> dict[str, str]:
     return {
         part.get_content_type(): part.get_content()
