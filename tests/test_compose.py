@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from registration.devtools.certificates import main as write_certificates
 from registration.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,3 +97,33 @@ def test_secrets_are_required_from_the_environment_and_documented() -> None:
         assert re.search(rf"^{name}=$", example, flags=re.MULTILINE), name
     # No secret has a default value in the file.
     assert not re.search(r"\$\{[A-Z_]+:-", text)
+
+
+def test_temporal_demands_mutual_tls_and_every_client_brings_its_certificate() -> None:
+    temporal = SERVICES["temporal"]["environment"]
+    assert temporal["TEMPORAL_TLS_REQUIRE_CLIENT_AUTH"] == "true"
+    assert temporal["TEMPORAL_TLS_CLIENT1_CA_CERT"] == "/certs/ca.pem"
+    assert temporal["TEMPORAL_TLS_FRONTEND_CERT"] == "/certs/temporal.pem"
+    assert "--tls_cert_path" in SERVICES["temporal"]["healthcheck"]["test"]
+    ui = SERVICES["temporal-ui"]["environment"]
+    assert (ui["TEMPORAL_TLS_CERT"], ui["TEMPORAL_TLS_KEY"]) == ("/certs/ui.pem", "/certs/ui.key")
+    for name, service in OURS.items():
+        environment = service["environment"]
+        assert environment["TEMPORAL_TLS_CA_FILE"] == "/certs/ca.pem", name
+        assert environment["TEMPORAL_TLS_CERT_FILE"] == "/certs/registration.pem", name
+        assert environment["TEMPORAL_TLS_SERVER_NAME"] == "temporal", name
+    # Every party reads the folder the certificate tool writes, and every file it names.
+    written = {"ca.pem", "temporal.pem", "temporal.key", "registration.pem", "registration.key",
+               "ui.pem", "ui.key"}  # fmt: skip
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert set(re.findall(r"/certs/([a-z]+\.(?:pem|key))", text)) <= written
+    for name in ("temporal", "temporal-ui", *OURS):
+        assert "./certs:/certs:ro" in SERVICES[name]["volumes"], name
+
+
+def test_the_certificate_tool_writes_what_the_stack_reads(tmp_path: Path) -> None:
+    write_certificates([str(tmp_path / "certs")])
+    names = {p.name for p in (tmp_path / "certs").iterdir()}
+    assert {"ca.pem", "temporal.pem", "temporal.key", "registration.pem", "registration.key",
+            "ui.pem", "ui.key"} <= names  # fmt: skip
+    assert all((tmp_path / "certs" / n).stat().st_mode & 0o077 == 0 for n in names if ".key" in n)

@@ -109,6 +109,27 @@ class Settings(BaseSettings):
         timedelta(seconds=30),
         description="How long server and worker keep retrying to reach Temporal at start.",
     )
+    temporal_tls: bool = Field(
+        False,
+        description="Reach Temporal over TLS (on by itself when a TEMPORAL_TLS_* file is set).",
+    )
+    temporal_tls_ca_file: Path | None = Field(
+        None,
+        description="PEM of the CA that signed the Temporal frontend's certificate (else the "
+        "system's roots).",
+    )
+    temporal_tls_cert_file: Path | None = Field(
+        None,
+        description="PEM certificate (chain) our processes present to Temporal: mutual TLS.",
+    )
+    temporal_tls_key_file: Path | None = Field(
+        None, description="PEM private key of TEMPORAL_TLS_CERT_FILE."
+    )
+    temporal_tls_server_name: str | None = Field(
+        None,
+        description="The name in the frontend's certificate, when TEMPORAL_ADDRESS names it "
+        "otherwise.",
+    )
 
     # gRPC API
     grpc_address: str = Field("127.0.0.1:50051", description="Where the gRPC server listens.")
@@ -389,6 +410,8 @@ class Settings(BaseSettings):
             raise ValueError("SMTP_TLS and SMTP_STARTTLS exclude each other")
         if (self.grpc_tls_cert_file is None) != (self.grpc_tls_key_file is None):
             raise ValueError("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE go together")
+        if (self.temporal_tls_cert_file is None) != (self.temporal_tls_key_file is None):
+            raise ValueError("TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE go together")
         if self.password_max_length < self.password_min_length:
             raise ValueError("PASSWORD_MAX_LENGTH is below PASSWORD_MIN_LENGTH")
         if self.codec_jwks_url and not (self.codec_jwt_issuer and self.codec_jwt_audience):

@@ -9,7 +9,7 @@ import time
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.service import RPCError
+from temporalio.service import RPCError, TLSConfig
 
 from registration.adapters.temporal.payload_codec import encrypted_data_converter
 from registration.settings import Settings
@@ -32,6 +32,7 @@ async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -
                     legacy_key_ids=settings.payload_legacy_key_ids,
                 ),
                 runtime=runtime,
+                tls=tls_config(settings),
             )
         except (RuntimeError, RPCError) as err:
             if time.monotonic() + delay > deadline:
@@ -41,6 +42,22 @@ async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -
             log.info("waiting for Temporal at %s", settings.temporal_address)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """TLS to the Temporal frontend, with our client certificate where one is set (mutual
+    TLS); False for a plain connection. The files are read once, at connect."""
+    s = settings
+    if not (s.temporal_tls or s.temporal_tls_ca_file or s.temporal_tls_cert_file):
+        return False
+    return TLSConfig(
+        server_root_ca_cert=s.temporal_tls_ca_file.read_bytes() if s.temporal_tls_ca_file else None,
+        client_cert=s.temporal_tls_cert_file.read_bytes() if s.temporal_tls_cert_file else None,
+        client_private_key=(
+            s.temporal_tls_key_file.read_bytes() if s.temporal_tls_key_file else None
+        ),
+        domain=s.temporal_tls_server_name,
+    )
 
 
 def worker_runtime(address: str) -> Runtime | None:
