@@ -55,9 +55,10 @@ from registration.adapters.db.engine import build_engine
 from registration.adapters.db.tables import User
 from registration.adapters.password_hashing import build_password_hasher
 from registration.adapters.temporal.connect import connect_temporal
-from registration.devtools.launcher import DevStack, isolated_env
+from registration.devtools.launcher import DevStack, isolated_env, stack_settings
 from registration.devtools.smtp_sink import token_from_summary
 from registration.domain.statuses import RegistrationStatus
+from registration.entrypoints.grpc.client import open_channel
 from registration.settings import Settings
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
@@ -202,7 +203,8 @@ class Bench:
         self.emails_expected = 0
 
     async def setup(self) -> None:
-        self.channel = grpc.aio.insecure_channel(self.env["GRPC_ADDRESS"])
+        # As every client of ours: the stack's TLS and token settings.
+        self.channel = open_channel(stack_settings(self.env))
         self.stub = pb_grpc.RegistrationServiceStub(self.channel)
         self.client: Client = await connect_temporal(
             Settings(

@@ -36,10 +36,11 @@ from sqlmodel import Session, select
 from registration.adapters.db.engine import build_engine
 from registration.adapters.db.tables import User
 from registration.adapters.temporal.connect import connect_temporal
-from registration.devtools.launcher import DevStack, isolated_env
+from registration.devtools.launcher import DevStack, isolated_env, stack_settings
 from registration.devtools.smtp_sink import link_token
 from registration.domain.identifiers import workflow_id_for_registration
 from registration.domain.statuses import RegistrationStatus
+from registration.entrypoints.grpc.client import open_channel
 from registration.settings import Settings
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
@@ -141,7 +142,7 @@ async def _drive(
     mail_dir = Path(stack.env["MAIL_DIR"])
     ids: dict[str, str] = {}
 
-    async with grpc.aio.insecure_channel(grpc_address) as channel:
+    async with open_channel(stack_settings(stack.env), grpc_address) as channel:
         stub = pb_grpc.RegistrationServiceStub(channel)
 
         def register(address: str) -> Callable[[], Awaitable[None]]:

@@ -29,11 +29,10 @@ from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from pathlib import Path
 
-import grpc
 from temporalio.client import Client
 
 from registration.adapters.temporal.connect import connect_temporal
-from registration.devtools.launcher import DevStack, free_port, isolated_env
+from registration.devtools.launcher import DevStack, free_port, isolated_env, stack_settings
 from registration.devtools.smtp_sink import link_token
 from registration.domain.identifiers import (
     email_key,
@@ -41,6 +40,7 @@ from registration.domain.identifiers import (
     workflow_id_for_notification,
     workflow_id_for_registration,
 )
+from registration.entrypoints.grpc.client import open_channel
 from registration.settings import Settings
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
@@ -123,8 +123,8 @@ async def _scenarios(
     secret = settings.resolved_secret_key()
 
     async with (
-        grpc.aio.insecure_channel(grpc_address) as channel,
-        grpc.aio.insecure_channel(hidden_address) as hidden_channel,
+        open_channel(stack_settings(stack.env), grpc_address) as channel,
+        open_channel(stack_settings(stack.env), hidden_address) as hidden_channel,
     ):
         stub = pb_grpc.RegistrationServiceStub(channel)
         hidden = pb_grpc.RegistrationServiceStub(hidden_channel)

@@ -5,6 +5,7 @@ dependency waited on has a health check, no host port is published twice, images
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 OURS = {name: s for name, s in SERVICES.items() if s.get("build") is not None}
 SETTINGS = {name.upper() for name in Settings.model_fields}
+# What registration.devtools.certificates writes beside ca.pem, each a .pem and a .key.
+CERTIFICATES = ("temporal", "registration", "ui", "server", "web", "probe")
 
 
 def entry_point_exists(command: list[str]) -> bool:
@@ -67,8 +70,9 @@ def test_every_dependency_waited_on_can_be_waited_on(name: str) -> None:
 
 
 def test_no_host_port_is_published_twice() -> None:
+    # HOST_IP:HOST_PORT:CONTAINER_PORT or HOST_PORT:CONTAINER_PORT: the host port.
     published = [
-        str(port).split(":")[0]
+        str(port).rsplit(":", 2)[-2] if str(port).count(":") == 2 else str(port).split(":")[0]
         for service in SERVICES.values()
         for port in service.get("ports", [])
     ]
@@ -113,8 +117,7 @@ def test_temporal_demands_mutual_tls_and_every_client_brings_its_certificate() -
         assert environment["TEMPORAL_TLS_CERT_FILE"] == "/certs/registration.pem", name
         assert environment["TEMPORAL_TLS_SERVER_NAME"] == "temporal", name
     # Every party reads the folder the certificate tool writes, and every file it names.
-    written = {"ca.pem", "temporal.pem", "temporal.key", "registration.pem", "registration.key",
-               "ui.pem", "ui.key"}  # fmt: skip
+    written = {f"{name}.{kind}" for name in CERTIFICATES for kind in ("pem", "key")} | {"ca.pem"}
     text = (ROOT / "docker-compose.yml").read_text()
     assert set(re.findall(r"/certs/([a-z]+\.(?:pem|key))", text)) <= written
     for name in ("temporal", "temporal-ui", *OURS):
@@ -124,6 +127,27 @@ def test_temporal_demands_mutual_tls_and_every_client_brings_its_certificate() -
 def test_the_certificate_tool_writes_what_the_stack_reads(tmp_path: Path) -> None:
     write_certificates([str(tmp_path / "certs")])
     names = {p.name for p in (tmp_path / "certs").iterdir()}
-    assert {"ca.pem", "temporal.pem", "temporal.key", "registration.pem", "registration.key",
-            "ui.pem", "ui.key"} <= names  # fmt: skip
+    assert {f"{name}.{kind}" for name in CERTIFICATES for kind in ("pem", "key")} <= names
     assert all((tmp_path / "certs" / n).stat().st_mode & 0o077 == 0 for n in names if ".key" in n)
+
+
+def test_only_the_web_pages_are_published_beyond_the_machine() -> None:
+    for name, service in SERVICES.items():
+        for port in service.get("ports", []):
+            if name == "web":
+                assert port == "8000:8000"
+            else:
+                assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
+
+
+def test_the_grpc_server_demands_mutual_tls_and_lists_its_callers() -> None:
+    server = SERVICES["server"]["environment"]
+    assert server["GRPC_TLS_CLIENT_CA_FILE"] == "/certs/ca.pem"
+    clients = Settings(_env_file=None, grpc_clients=json.loads(server["GRPC_CLIENTS"])).grpc_clients
+    web = SERVICES["web"]["environment"]
+    assert [c.certificate for c in clients] == ["web"]
+    assert (
+        web["GRPC_CLIENT_CERT_FILE"] == "/certs/web.pem" and web["GRPC_CA_FILE"] == "/certs/ca.pem"
+    )
+    # The probe needs the handshake only: its certificate is no caller's.
+    assert server["GRPC_CLIENT_CERT_FILE"] == "/certs/probe.pem"

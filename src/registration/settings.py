@@ -16,7 +16,9 @@ import idna
 from jinja2 import Environment, TemplateSyntaxError
 from pydantic import (
     AfterValidator,
+    BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -60,6 +62,28 @@ MIN_SECRET_KEY_LENGTH = 32
 # Argon2id floor from OWASP's password storage guidance (m=19 MiB, t=2, p=1).
 ARGON2_MIN_MEMORY_KIB = 19456
 ARGON2_MIN_TIME_COST = 2
+
+
+GrpcPermission = Literal["public", "back_office"]
+
+
+class GrpcClient(BaseModel):
+    """One caller of the gRPC API: how it proves who it is, and what it may call."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    # SHA-256 (hex) of its bearer token: the token itself is never configured.
+    token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    # The common name of its client certificate (GRPC_TLS_CLIENT_CA_FILE).
+    certificate: str | None = None
+    permissions: list[GrpcPermission] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _proves_itself(self) -> GrpcClient:
+        if self.token_sha256 is None and self.certificate is None:
+            raise ValueError(f"client {self.name!r} needs token_sha256 or certificate")
+        return self
 
 
 class Settings(BaseSettings):
@@ -137,6 +161,44 @@ class Settings(BaseSettings):
         None, description="PEM certificate chain; with GRPC_TLS_KEY_FILE the server speaks TLS."
     )
     grpc_tls_key_file: Path | None = Field(None, description="PEM private key of that certificate.")
+    grpc_tls_client_ca_file: Path | None = Field(
+        None,
+        description="PEM of the CA whose client certificates the server accepts: every caller "
+        "then presents one (mutual TLS; its common name names the caller in GRPC_CLIENTS).",
+    )
+    grpc_clients: list[GrpcClient] = Field(
+        [],
+        description="Who may call the gRPC API, and which methods (JSON list of "
+        '`{"name", "token_sha256" or "certificate", "permissions"}`); empty: in development '
+        "the one local client of GRPC_LOCAL_TOKEN_FILE, in production nobody.",
+    )
+    grpc_local_token_file: Path = Field(
+        Path("var/local-client.token"),
+        description="Outside production, with GRPC_CLIENTS empty: the server creates this "
+        "full-access token on first start, and the CLI and the web pages present it.",
+    )
+    # How our own clients (web pages, CLI, health probe, load run) reach GRPC_ADDRESS.
+    grpc_ca_file: Path | None = Field(
+        None,
+        description="PEM of the CA that signed the gRPC server's certificate: our clients "
+        "speak TLS with it.",
+    )
+    grpc_client_cert_file: Path | None = Field(
+        None, description="PEM certificate our clients present to the gRPC server."
+    )
+    grpc_client_key_file: Path | None = Field(
+        None, description="PEM private key of GRPC_CLIENT_CERT_FILE."
+    )
+    grpc_server_name: str | None = Field(
+        None,
+        description="The name in the gRPC server's certificate, when GRPC_ADDRESS names it "
+        "otherwise.",
+    )
+    grpc_token: SecretStr | None = Field(
+        None,
+        description="The bearer token our clients present (else the one in "
+        "GRPC_LOCAL_TOKEN_FILE, when it exists).",
+    )
     health_check_interval: Duration = Field(
         timedelta(seconds=5),
         description="How often the server checks that Temporal and the database answer.",
@@ -412,6 +474,13 @@ class Settings(BaseSettings):
             raise ValueError("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE go together")
         if (self.temporal_tls_cert_file is None) != (self.temporal_tls_key_file is None):
             raise ValueError("TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE go together")
+        if (self.grpc_client_cert_file is None) != (self.grpc_client_key_file is None):
+            raise ValueError("GRPC_CLIENT_CERT_FILE and GRPC_CLIENT_KEY_FILE go together")
+        if self.grpc_tls_client_ca_file is not None and self.grpc_tls_cert_file is None:
+            raise ValueError("GRPC_TLS_CLIENT_CA_FILE needs the server's own GRPC_TLS_CERT_FILE")
+        names = [c.name for c in self.grpc_clients]
+        if len(names) != len(set(names)):
+            raise ValueError("GRPC_CLIENTS names a client twice")
         if self.password_max_length < self.password_min_length:
             raise ValueError("PASSWORD_MAX_LENGTH is below PASSWORD_MIN_LENGTH")
         if self.codec_jwks_url and not (self.codec_jwt_issuer and self.codec_jwt_audience):
@@ -435,6 +504,21 @@ class Settings(BaseSettings):
                 lambda: PayloadKeys.generate_entry(f"local-{secrets.token_hex(4)}") + "\n",
             )
         )
+
+    def local_client_token(self) -> str | None:
+        """For the server: outside production, with GRPC_CLIENTS empty, the token of the one
+        local client (GRPC_LOCAL_TOKEN_FILE, created on first use); else None."""
+        if self.environment == "production" or self.grpc_clients:
+            return None
+        return self._secret_file(self.grpc_local_token_file, lambda: secrets.token_urlsafe(32))
+
+    def client_token(self) -> str | None:
+        """For our clients: GRPC_TOKEN, else the local client's token if the server made one."""
+        if self.grpc_token is not None:
+            return self.grpc_token.get_secret_value()
+        if self.environment != "production" and self.grpc_local_token_file.exists():
+            return self.grpc_local_token_file.read_text().strip() or None
+        return None
 
     def missing_production_secrets(self) -> list[str]:
         """The secrets production needs but does not have (it never generates one)."""

@@ -24,8 +24,9 @@ from registration.adapters.db.engine import build_engine
 from registration.adapters.db.migrate import upgrade
 from registration.adapters.db.tables import EmailDelivery, User
 from registration.adapters.temporal.connect import connect_temporal
-from registration.devtools.launcher import DevStack, isolated_env
+from registration.devtools.launcher import DevStack, isolated_env, stack_settings
 from registration.domain.statuses import RegistrationStatus
+from registration.entrypoints.grpc.client import open_channel
 from registration.settings import Settings
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
@@ -46,13 +47,13 @@ class ChaosStack:
 
     @property
     def settings(self) -> Settings:
-        return Settings(_env_file=None, **{k.lower(): v for k, v in self.devstack.env.items()})  # type: ignore[call-arg]
+        return stack_settings(self.devstack.env)
 
     async def temporal_client(self) -> Client:
         return await connect_temporal(self.settings)
 
     def channel(self) -> grpc.aio.Channel:
-        return grpc.aio.insecure_channel(self.grpc_address)
+        return open_channel(self.settings)
 
     async def call(self, method: str, request: object, *, within: float = 120) -> object:
         """The call, repeated as a client would while it answers UNAVAILABLE (a process of

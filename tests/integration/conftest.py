@@ -10,6 +10,7 @@ import pytest
 
 from registration.adapters.db.engine import build_engine
 from registration.devtools.launcher import DevStack, isolated_env
+from registration.entrypoints.grpc.client import open_channel
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.integration.harness import Databases, Stack
 
@@ -73,7 +74,7 @@ def stack_processes_stay_up(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 async def channel(stack: Stack) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(stack.grpc_address) as channel:
+    async with open_channel(stack.settings) as channel:
         yield channel
 
 

@@ -17,9 +17,15 @@ from registration.adapters.db.engine import build_engine
 from registration.adapters.db.migrate import upgrade
 from registration.adapters.db.tables import EmailDelivery, Notification, PasswordReset, User
 from registration.adapters.temporal.connect import connect_temporal
-from registration.devtools.launcher import DevStack
+from registration.devtools.launcher import DevStack, stack_settings
 from registration.devtools.smtp_sink import link_token
-from registration.settings import Settings
+from registration.entrypoints.grpc.callers import (
+    BACK_OFFICE,
+    PUBLIC,
+    Callers,
+    token_digest,
+)
+from registration.settings import GrpcClient, Settings
 from tests.databases import create_postgres_database, drop_postgres_database, require_postgres
 
 
@@ -95,7 +101,7 @@ class Stack:
     @property
     def settings(self) -> Settings:
         """The stack's settings, as its processes read them."""
-        return Settings(**{k.lower(): v for k, v in self.devstack.env.items()})
+        return stack_settings(self.devstack.env)
 
     async def temporal_client(self) -> Client:
         """A client that decrypts payloads with the stack's keys."""
@@ -114,3 +120,24 @@ def token_of(message: EmailMessage) -> str:
     token = link_token(message)
     assert token is not None, "the email carries no link with a token"
     return token
+
+
+# In-process servers of the tests admit this one client, with every permission.
+TEST_TOKEN = "a-token-for-the-tests-own-in-process-servers"
+
+
+def callers_for_tests() -> Callers:
+    return Callers(
+        [
+            GrpcClient(
+                name="tests",
+                token_sha256=token_digest(TEST_TOKEN),
+                permissions=[PUBLIC, BACK_OFFICE],
+            )
+        ]
+    )
+
+
+def client_settings_for_tests(**values: object) -> Settings:
+    """The settings of a client of an in-process server: its token, and `values`."""
+    return Settings(_env_file=None, grpc_token=TEST_TOKEN, **values)  # type: ignore[arg-type]

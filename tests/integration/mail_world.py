@@ -16,18 +16,18 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 from registration.adapters.email.rendering import BUNDLED_TEMPLATES
 from registration.adapters.temporal.connect import connect_temporal
 from registration.bootstrap import build_activities, build_workers, connect_services
+from registration.entrypoints.grpc.client import open_channel
 from registration.entrypoints.grpc.server import create_server
 from registration.settings import Settings
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
-from tests.integration.harness import Stack
+from tests.integration.harness import TEST_TOKEN, Stack, callers_for_tests
 from tests.smtp_server import ControllableSmtpServer
 
 # Registrations expire after 60 s, with the reminder at 30 s; a failing email is given up
@@ -100,6 +100,8 @@ async def run_mail_world(stack: Stack, root: Path, **overrides: str) -> AsyncIte
             smtp_port=str(smtp.port),
             email_templates_dir=str(templates_dir),
         )
+        # Its clients (the stub below, a web front) present the in-process server's token.
+        values.update(grpc_token=TEST_TOKEN)
         values.update(overrides)
         settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
@@ -111,10 +113,10 @@ async def run_mail_world(stack: Stack, root: Path, **overrides: str) -> AsyncIte
 
         services, engine = await connect_services(settings)
         running.callback(engine.dispose)
-        grpc_server, port, _ = create_server("127.0.0.1:0", services)
+        grpc_server, port, _ = create_server("127.0.0.1:0", services, callers=callers_for_tests())
         await grpc_server.start()
         running.push_async_callback(grpc_server.stop, None)
-        channel = await running.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{port}"))
+        channel = await running.enter_async_context(open_channel(settings, f"127.0.0.1:{port}"))
         yield MailWorld(
             settings=settings,
             smtp=smtp,

@@ -9,13 +9,13 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
-import grpc
 import pytest
 from playwright.async_api import Browser, Page, expect
 
 from registration.devtools.launcher import free_port
 from registration.devtools.smtp_sink import first_link
 from registration.domain.statuses import RegistrationStatus
+from registration.entrypoints.grpc.client import open_channel
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.integration.browser import chromium, page_for, web_front
@@ -109,7 +109,7 @@ async def test_an_expired_link_says_to_register_again(stack: Stack, page: Page) 
     )
     try:
         address = new_address("expired")
-        async with grpc.aio.insecure_channel(short) as channel:
+        async with open_channel(stack.settings, short) as channel:
             await pb_grpc.RegistrationServiceStub(channel).RegisterUser(
                 pb.RegisterUserRequest(email=address, password=PASSWORD)
             )

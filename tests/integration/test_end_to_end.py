@@ -12,6 +12,7 @@ from temporalio.client import WorkflowExecutionStatus
 from registration.devtools.launcher import free_port
 from registration.domain.identifiers import workflow_id_for_registration
 from registration.domain.statuses import RegistrationStatus
+from registration.entrypoints.grpc.client import open_channel
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.databases import BACKENDS as DATABASE_BACKENDS
@@ -120,7 +121,7 @@ async def test_unverified_registration_expires_and_the_email_may_register_again(
         },
     )
     try:
-        async with grpc.aio.insecure_channel(short_address) as channel:
+        async with open_channel(stack.settings, short_address) as channel:
             stub = pb_grpc.RegistrationServiceStub(channel)
             address = unique_email("late")
             registered = await stub.RegisterUser(

@@ -13,6 +13,7 @@ from google.protobuf import timestamp_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from registration.entrypoints.grpc.client import open_sync_channel
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.integration.harness import Stack
@@ -39,6 +40,11 @@ DOCUMENTED = {
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     },
     "GetRegistration": {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    },
+    "ConfirmRegistration": {
         grpc.StatusCode.INVALID_ARGUMENT,
         grpc.StatusCode.NOT_FOUND,
         grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -91,6 +97,8 @@ CALLS = st.one_of(
               EMAIL, PASSWORD),
     st.builds(lambda t: ("VerifyEmail", pb.VerifyEmailRequest(token=t)), FIELD),
     st.builds(lambda r: ("GetRegistration", pb.GetRegistrationRequest(registration_id=r)), FIELD),
+    st.builds(lambda r: ("ConfirmRegistration",
+                         pb.ConfirmRegistrationRequest(registration_id=r)), FIELD),
     st.builds(lambda r: ("ResendVerificationEmail",
                          pb.ResendVerificationEmailRequest(registration_id=r)), FIELD),
     st.builds(lambda e, p: ("Authenticate", pb.AuthenticateRequest(email=e, password=p)),
@@ -159,7 +167,7 @@ def registration_workflows(stack: Stack) -> int:
 
 @pytest.fixture(scope="module")
 def blocking_stub(stack: Stack) -> Iterator[pb_grpc.RegistrationServiceStub]:
-    with grpc.insecure_channel(stack.grpc_address) as channel:
+    with open_sync_channel(stack.settings) as channel:
         yield pb_grpc.RegistrationServiceStub(channel)
 
 

@@ -82,10 +82,15 @@ class Launcher:
             self.process.wait()
 
 
-def cli(address: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def cli(
+    address: str, *args: str, stdin: str = "", var_dir: Path
+) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it beside `make run --var-dir VAR_DIR`: with the local token."""
+    token = {"GRPC_LOCAL_TOKEN_FILE": str(var_dir / "local-client.token")}
     return subprocess.run(
         [sys.executable, "-m", "registration", "--address", address, *args],
         input=stdin, capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, **token},
     )  # fmt: skip
 
 
@@ -116,11 +121,11 @@ def test_launcher_runs_the_stack_and_ctrl_c_leaves_nothing_running(
         assert len(children) >= 4
 
         registered = cli(env["GRPC_ADDRESS"], "register", "cli@example.com",
-                         stdin="correct horse battery staple\n")  # fmt: skip
+                         stdin="correct horse battery staple\n", var_dir=tmp_path)  # fmt: skip
         assert registered.returncode == 0, registered.stderr
         registration_id = registered.stdout.split()[1]
         # Within the cooldown a resend is refused, and the CLI says until when.
-        too_early = cli(env["GRPC_ADDRESS"], "resend", registration_id)
+        too_early = cli(env["GRPC_ADDRESS"], "resend", registration_id, var_dir=tmp_path)
         assert too_early.returncode == 1
         assert "RESOURCE_EXHAUSTED" in too_early.stderr
         assert "RESEND_COOLDOWN: allowed again at 20" in too_early.stderr
@@ -134,11 +139,13 @@ def test_launcher_runs_the_stack_and_ctrl_c_leaves_nothing_running(
         assert "to=cli@example.com" in line and "Confirm your email" in line
         assert list((tmp_path / "mail").glob("*.eml"))
 
-        verified = cli(env["GRPC_ADDRESS"], "verify", line.split("link=", 1)[1])
+        verified = cli(env["GRPC_ADDRESS"], "verify", line.split("link=", 1)[1], var_dir=tmp_path)
         assert verified.returncode == 0, verified.stderr
         assert "ACTIVE" in verified.stdout
 
-        rejected = cli(env["GRPC_ADDRESS"], "register", "nobody@", stdin="short\n")
+        rejected = cli(
+            env["GRPC_ADDRESS"], "register", "nobody@", stdin="short\n", var_dir=tmp_path
+        )
         assert rejected.returncode == 1
         assert "INVALID_ARGUMENT" in rejected.stderr
         assert "  email: " in rejected.stderr and "  password: " in rejected.stderr
@@ -152,7 +159,7 @@ def test_launcher_runs_the_stack_and_ctrl_c_leaves_nothing_running(
     again = Launcher(tmp_path, env)
     try:
         again.wait_until_running()
-        status = cli(env["GRPC_ADDRESS"], "status", registration_id)
+        status = cli(env["GRPC_ADDRESS"], "status", registration_id, var_dir=tmp_path)
         assert status.returncode == 0, status.stderr
         assert "status:          ACTIVE" in status.stdout
         assert "email verification: SENT" in status.stdout
@@ -161,12 +168,12 @@ def test_launcher_runs_the_stack_and_ctrl_c_leaves_nothing_running(
         again.kill_all()
 
 
-def test_cli_help_and_an_unreachable_server(env: dict[str, str]) -> None:
+def test_cli_help_and_an_unreachable_server(env: dict[str, str], tmp_path: Path) -> None:
     # Nothing listens on the configured port: the CLI says so plainly.
-    help_text = cli(env["GRPC_ADDRESS"], "--help")
+    help_text = cli(env["GRPC_ADDRESS"], "--help", var_dir=tmp_path)
     assert help_text.returncode == 0
     for command in ("register", "verify", "status", "resend"):
         assert command in help_text.stdout
-    unreachable = cli(env["GRPC_ADDRESS"], "status", "x")
+    unreachable = cli(env["GRPC_ADDRESS"], "status", "x", var_dir=tmp_path)
     assert unreachable.returncode == 1
     assert "UNAVAILABLE" in unreachable.stderr

@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from registration.devtools.launcher import free_port
+from registration.entrypoints.grpc.client import open_channel
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.integration.harness import Stack
@@ -29,7 +30,7 @@ async def test_taken_address_answers_like_a_new_one_and_tells_the_owner(stack: S
         },
     )
     try:
-        async with grpc.aio.insecure_channel(hidden_address) as channel:
+        async with open_channel(stack.settings, hidden_address) as channel:
             stub = pb_grpc.RegistrationServiceStub(channel)
             request = pb.RegisterUserRequest(email=address, password=PASSWORD)
             first = await stub.RegisterUser(request)

@@ -25,13 +25,14 @@ from temporalio.client import Client
 
 from registration.bootstrap import build_services
 from registration.devtools.launcher import free_port
+from registration.entrypoints.grpc.client import open_channel
 from registration.entrypoints.grpc.health import DependencyHealth
 from registration.entrypoints.grpc.messages import SERVICE_NAME
-from registration.entrypoints.grpc.server import HEALTH_SERVICES, create_server
+from registration.entrypoints.grpc.server import HEALTH_SERVICES, ServerTls, create_server
 from registration.services.use_cases import Services
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
-from tests.integration.harness import Stack, token_of
+from tests.integration.harness import Stack, callers_for_tests, client_settings_for_tests, token_of
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -52,7 +53,7 @@ async def test_health_follows_temporal_reachability(stack: Stack) -> None:
     dead = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
     for client, expected in ((await stack.temporal_client(), SERVING), (dead, NOT_SERVING)):
         services = services_with(stack, client)
-        server, port, health = create_server("127.0.0.1:0", services)
+        server, port, health = create_server("127.0.0.1:0", services, callers=callers_for_tests())
         service = services.registration
         watcher = DependencyHealth(
             health,
@@ -74,7 +75,7 @@ async def test_health_follows_temporal_reachability(stack: Stack) -> None:
 
 
 async def test_reflection_lists_the_service_and_describes_it(stack: Stack) -> None:
-    async with grpc.aio.insecure_channel(stack.grpc_address) as channel:
+    async with open_channel(stack.settings) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
 
         async def ask(request: reflection_pb2.ServerReflectionRequest) -> object:
@@ -127,12 +128,15 @@ async def test_tls_server_answers_tls_clients_only(stack: Stack, tmp_path: Path)
     cert_file, key_file = self_signed(tmp_path)
     services = services_with(stack, await stack.temporal_client())
     server, port, _ = create_server(
-        "127.0.0.1:0", services, tls=(cert_file.read_bytes(), key_file.read_bytes())
+        "127.0.0.1:0",
+        services,
+        callers=callers_for_tests(),
+        tls=ServerTls(cert_file.read_bytes(), key_file.read_bytes()),
     )
     await server.start()
     try:
-        credentials = grpc.ssl_channel_credentials(root_certificates=cert_file.read_bytes())
-        async with grpc.aio.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
+        over_tls = client_settings_for_tests(grpc_ca_file=cert_file)
+        async with open_channel(over_tls, f"127.0.0.1:{port}") as channel:
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await pb_grpc.RegistrationServiceStub(channel).GetRegistration(
                     pb.GetRegistrationRequest(registration_id="a" * 26 + "_" + "0" * 16)
@@ -194,7 +198,7 @@ async def test_deadline_and_sigterm_drain_an_in_flight_call(
 async def _drain_an_in_flight_verification(
     stack: Stack, server: subprocess.Popen[bytes], draining_address: str, message: EmailMessage
 ) -> None:
-    async with grpc.aio.insecure_channel(draining_address) as channel:
+    async with open_channel(stack.settings, draining_address) as channel:
         draining = pb_grpc.RegistrationServiceStub(channel)
         request = pb.VerifyEmailRequest(token=token_of(message))
 

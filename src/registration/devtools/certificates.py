@@ -1,6 +1,6 @@
 """Certificates for mutual TLS: a private CA and the certificates it signs.
 
-    python -m registration.devtools.certificates DIR [--hosts temporal,localhost,127.0.0.1]
+    python -m registration.devtools.certificates DIR
 
 writes into DIR (created, mode 0700; keys 0600), for the production-shaped stack of
 docker-compose.yml and for tests:
@@ -10,6 +10,9 @@ docker-compose.yml and for tests:
                            services among themselves: server and client)
     registration.pem/.key  the client certificate of our processes (worker, gRPC server)
     ui.pem/.key            the client certificate of the Temporal web UI
+    server.pem/.key        the gRPC server's certificate
+    web.pem/.key           the client certificate of the web pages (a caller of GRPC_CLIENTS)
+    probe.pem/.key         the client certificate of the gRPC server's health probe
 
 A deployment with a CA of its own issues these from it instead. Nothing here is used by the
 service itself: it only reads the files the settings name.
@@ -145,9 +148,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("folder", type=Path, help="where to write them (created)")
     parser.add_argument(
-        "--hosts",
+        "--temporal-hosts",
         default="temporal,localhost,127.0.0.1",
         help="names and addresses of the Temporal frontend (comma-separated)",
+    )
+    parser.add_argument(
+        "--server-hosts",
+        default="server,localhost,127.0.0.1",
+        help="names and addresses of the gRPC server (comma-separated)",
     )
     args = parser.parse_args(argv)
     folder: Path = args.folder
@@ -157,13 +165,16 @@ def main(argv: list[str] | None = None) -> None:
     ca = make_ca()
     write(ca, folder, "ca")
     write(
-        issue(ca, "temporal", hosts=args.hosts.split(","), client=True, server=True),
+        issue(ca, "temporal", hosts=args.temporal_hosts.split(","), client=True, server=True),
         folder,
         "temporal",
     )
     write(issue(ca, "registration", client=True), folder, "registration")
     write(issue(ca, "temporal-ui", client=True), folder, "ui")
-    print(f"wrote the CA and the temporal, registration and ui certificates to {folder}")
+    write(issue(ca, "server", hosts=args.server_hosts.split(",")), folder, "server")
+    write(issue(ca, "web", client=True), folder, "web")
+    write(issue(ca, "probe", client=True), folder, "probe")
+    print(f"wrote a CA and the stack's certificates to {folder}")
 
 
 if __name__ == "__main__":

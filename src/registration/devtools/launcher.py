@@ -12,7 +12,6 @@ the reverse order; if any of them dies, the others are stopped too.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import random
 import shutil
@@ -21,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -170,15 +169,19 @@ class DevStack:
         wait_for_port(host, port, timeout=60, process=process)
         return process
 
-    def start_web(self) -> subprocess.Popen[bytes]:
+    def start_web(
+        self, name: str = "web", extra_env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         """The pages behind the emails' links, where PUBLIC_BASE_URL points."""
-        env = {**os.environ, **self.env}  # what the child reads
+        env = {**os.environ, **self.env, **(extra_env or {})}  # what the child reads
         listen = Settings(
             _env_file=None,
             public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
             web_address=env.get("WEB_ADDRESS") or None,
         ).web_listen_address()
-        process = self._spawn("web", [sys.executable, "-m", "registration.entrypoints.web"])
+        process = self._spawn(
+            name, [sys.executable, "-m", "registration.entrypoints.web"], extra_env
+        )
         host, port = split_address(listen)
         wait_for_port(host, port, timeout=60, process=process)
         return process
@@ -226,7 +229,13 @@ class DevStack:
             output = open(self.log_of(name), "ab")  # noqa: SIM115 (closed in stop_all)
             self._logs.append(output)
         process = subprocess.Popen(
-            command,
+            [
+                sys.executable,
+                "-m",
+                "registration.devtools.die_with_parent",
+                str(os.getpid()),
+                *command,
+            ],
             env={**os.environ, **self.env, **(extra_env or {})},
             cwd=PROJECT_ROOT,
             stdout=output,
@@ -234,29 +243,9 @@ class DevStack:
             # Own session: a Ctrl-C in the terminal reaches only this launcher, which then
             # stops the children in order instead of all of them dying at once.
             start_new_session=True,
-            preexec_fn=_die_with_parent(os.getpid()),
         )
         self.processes[name] = process
         return process
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
-    """For the child, before it runs its program: on Linux it gets SIGTERM when the launcher
-    dies, even by SIGKILL, so that no part of the stack outlives it (an interrupted test
-    run, a killed `make run`) and holds its ports or the machine's cores."""
-    if not sys.platform.startswith("linux"):
-        return None
-
-    def arrange() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent_pid:  # the launcher died before the line above
-            os._exit(1)
-
-    return arrange
 
 
 def isolated_env(var_dir: Path) -> dict[str, str]:
@@ -271,11 +260,17 @@ def isolated_env(var_dir: Path) -> dict[str, str]:
         "DATABASE_URL": f"sqlite:///{var_dir / 'registration.db'}",
         "SECRET_KEY_FILE": str(var_dir / "secret.key"),
         "PAYLOAD_KEYS_FILE": str(var_dir / "payload.keys"),
+        "GRPC_LOCAL_TOKEN_FILE": str(var_dir / "local-client.token"),
         "CODEC_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
         "WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
         "SERVER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{free_port()}",
     }
+
+
+def stack_settings(env: Mapping[str, str]) -> Settings:
+    """The settings the processes of a stack with `env` read (for a client beside them)."""
+    return Settings(_env_file=None, **{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
 
 
 def stack_env(settings: Settings, var_dir: Path) -> dict[str, str]:
@@ -296,6 +291,9 @@ def stack_env(settings: Settings, var_dir: Path) -> dict[str, str]:
         "DATABASE_URL": in_var("database_url", f"sqlite:///{var_dir / 'registration.db'}"),
         "SECRET_KEY_FILE": in_var("secret_key_file", str(var_dir / "secret.key")),
         "PAYLOAD_KEYS_FILE": in_var("payload_keys_file", str(var_dir / "payload.keys")),
+        "GRPC_LOCAL_TOKEN_FILE": in_var(
+            "grpc_local_token_file", str(var_dir / "local-client.token")
+        ),
         "CODEC_SERVER_ADDRESS": settings.codec_server_address,
         "PUBLIC_BASE_URL": settings.public_base_url,
         "WEB_ADDRESS": settings.web_listen_address(),
@@ -368,6 +366,15 @@ def print_endpoints(settings: Settings, stack: DevStack) -> None:
         f"  SMTP sink           {settings.smtp_host}:{settings.smtp_port}",
         f"  mailbox             {stack.env['MAIL_DIR']}  (one .eml file per message)",
         f"  database            {stack.env['DATABASE_URL']}",
+    ]
+    token = Path(stack.env["GRPC_LOCAL_TOKEN_FILE"])
+    if token.exists():
+        lines += [
+            f"  client token        {token}  (every permission; the CLI and the web pages use it)",
+            f'  grpcurl -plaintext -H "authorization: Bearer $(cat {token})" '
+            f"{settings.grpc_address} list",
+        ]
+    lines += [
         "Try it:  .venv/bin/python -m registration register you@example.com",
         "Ctrl-C stops everything.",
         "",

@@ -10,7 +10,11 @@
     python -m registration notify-enrollment --order-id ID --organizer-email EMAIL ...
     python -m registration notification NOTIFICATION_ID
 
-The server address comes from --address, else from GRPC_ADDRESS (default 127.0.0.1:50051).
+    python -m registration confirm REGISTRATION_ID  an operator confirms the address by hand
+
+The server address comes from --address, else from GRPC_ADDRESS (default 127.0.0.1:50051); the
+CLI presents GRPC_TOKEN, or the local client's token that `make run` makes
+(var/local-client.token), and speaks TLS with GRPC_CA_FILE (docs/security.md).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from registration.entrypoints.grpc.client import open_sync_channel
 from registration.settings import load_settings
 from registration.v1 import registration_pb2 as pb
 from registration.v1 import registration_pb2_grpc as pb_grpc
@@ -120,10 +125,12 @@ def print_notification(notification: pb.Notification) -> None:
 
 
 def open_channel(args: argparse.Namespace) -> grpc.Channel:
-    if args.ca_file is None:
-        return grpc.insecure_channel(args.address)
-    credentials = grpc.ssl_channel_credentials(root_certificates=args.ca_file.read_bytes())
-    return grpc.secure_channel(args.address, credentials)
+    """To --address (default GRPC_ADDRESS), with the TLS and token settings of every client of
+    ours; --ca-file stands for GRPC_CA_FILE."""
+    settings = load_settings(needs_secrets=False)
+    if args.ca_file is not None:
+        settings = settings.model_copy(update={"grpc_ca_file": args.ca_file})
+    return open_sync_channel(settings, args.address)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,9 +147,17 @@ def run(args: argparse.Namespace) -> int:
                 print(f"status:          {_status_name(pb.RegistrationStatus, reply.status)}")
                 print(f"expires_at:      {_when(reply.expires_at)}")
                 print("A verification link is on its way to the mailbox.")
-            elif args.command == "verify":
-                verified = stub.VerifyEmail(
-                    pb.VerifyEmailRequest(token=token_from(args.token)), timeout=TIMEOUT_SECONDS
+            elif args.command in ("verify", "confirm"):
+                verified = (
+                    stub.VerifyEmail(
+                        pb.VerifyEmailRequest(token=token_from(args.token)),
+                        timeout=TIMEOUT_SECONDS,
+                    )
+                    if args.command == "verify"
+                    else stub.ConfirmRegistration(
+                        pb.ConfirmRegistrationRequest(registration_id=args.registration_id),
+                        timeout=TIMEOUT_SECONDS,
+                    )
                 )
                 print(f"registration_id: {verified.registration_id}")
                 print(f"user_id:         {verified.user_id}")
@@ -231,6 +246,10 @@ def main(argv: list[str] | None = None) -> None:
     verify.add_argument("token")
     status = commands.add_parser("status", help="show a registration and its emails")
     status.add_argument("registration_id")
+    confirm = commands.add_parser(
+        "confirm", help="confirm a pending registration's address by hand (back office)"
+    )
+    confirm.add_argument("registration_id")
     resend = commands.add_parser(
         "resend", help="send a new verification email; the previous link stops working"
     )
@@ -265,8 +284,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     notification.add_argument("notification_id")
     args = parser.parse_args(argv)
-    if args.address is None:
-        args.address = load_settings(needs_secrets=False).grpc_address
     sys.exit(run(args))
 
 

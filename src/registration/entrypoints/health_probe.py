@@ -14,13 +14,15 @@ import urllib.request
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from registration.settings import load_settings
+from registration.entrypoints.grpc.client import open_sync_channel
+from registration.settings import Settings, load_settings
 
 TIMEOUT_SECONDS = 5.0
 
 
-def grpc_serving(address: str) -> bool:
-    with grpc.insecure_channel(address) as channel:
+def grpc_serving(settings: Settings, address: str) -> bool:
+    """Over TLS and with the client certificate the settings name, as every client of ours."""
+    with open_sync_channel(settings, address) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT_SECONDS
@@ -50,8 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     over_http.add_argument("url")
     args = parser.parse_args(argv)
     if args.kind == "grpc":
-        address = args.address or load_settings(needs_secrets=False).grpc_address
-        healthy = grpc_serving(address.replace("0.0.0.0", "127.0.0.1"))
+        settings = load_settings(needs_secrets=False)
+        address = args.address or settings.grpc_address
+        healthy = grpc_serving(settings, address.replace("0.0.0.0", "127.0.0.1"))
     else:
         healthy = http_ok(args.url)
     sys.exit(0 if healthy else 1)

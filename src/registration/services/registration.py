@@ -286,20 +286,43 @@ class RegistrationService:
         if record.status is RegistrationStatus.ACTIVE:
             return _verified(record)
 
+        verified = await self._verify_in_workflow(record.registration_id)
+        return verified or await self._settled_verification(record.registration_id)
+
+    async def confirm(self, *, registration_id: str) -> Verified:
+        """An operator confirms a pending registration's address by hand: as verify, without
+        the token (a back-office call)."""
+        self._handle(registration_id)  # a malformed id is INVALID_ARGUMENT
+        record = await in_thread(self._repository.get_registration, registration_id=registration_id)
+        # Not persisted yet, or pending: the workflow decides.
+        pending = record is None or record.status is RegistrationStatus.PENDING_VERIFICATION
+        if pending and (verified := await self._verify_in_workflow(registration_id)) is not None:
+            log.info(
+                "registration %s confirmed by an operator",
+                registration_id,
+                extra={"registration_id": registration_id},
+            )
+            return verified
+        return await self._settled_verification(
+            registration_id, unknown=NotFound("no such registration")
+        )
+
+    async def _verify_in_workflow(self, registration_id: str) -> Verified | None:
+        """The workflow's verification; None when it refused or has closed meanwhile (the
+        database then says how the registration ended)."""
         try:
             result = cast(
                 VerifyEmailResult,
                 await execute_update(
-                    self._handle(record.registration_id),
+                    self._handle(registration_id),
                     RegistrationWorkflow.verify_email,
-                    VerifyEmailRequest(registration_id=record.registration_id),
+                    VerifyEmailRequest(registration_id=registration_id),
                     within=self._settings.update_timeout,
                     unavailable="verification could not be completed now",
                 ),
             )
         except (WorkflowUpdateFailedError, WorkflowClosed):
-            # Refused, or closed in the meantime: the database says how it ended.
-            return await self._settled_verification(record.registration_id)
+            return None
         return Verified(
             registration_id=result.registration_id,
             user_id=result.user_id,
@@ -362,12 +385,16 @@ class RegistrationService:
     async def ping_database(self) -> None:
         await asyncio.to_thread(self._repository.ping)
 
-    async def _settled_verification(self, registration_id: str) -> Verified:
+    async def _settled_verification(
+        self, registration_id: str, *, unknown: Exception | None = None
+    ) -> Verified:
         record = await in_thread(self._repository.get_registration, registration_id=registration_id)
         if record is not None and record.status is RegistrationStatus.ACTIVE:
             return _verified(record)
         if record is not None and record.status is RegistrationStatus.EXPIRED:
             raise RegistrationExpired("this registration has expired; register again")
+        if record is None and unknown is not None:
+            raise unknown
         raise RegistrationExpired("this registration can no longer be verified; register again")
 
 

@@ -87,6 +87,24 @@ class VerifyEmailResponse(_message.Message):
     already_verified: bool
     def __init__(self, registration_id: _Optional[str] = ..., user_id: _Optional[str] = ..., status: _Optional[_Union[RegistrationStatus, str]] = ..., already_verified: _Optional[bool] = ...) -> None: ...
 
+class ConfirmRegistrationRequest(_message.Message):
+    __slots__ = ("registration_id",)
+    REGISTRATION_ID_FIELD_NUMBER: _ClassVar[int]
+    registration_id: str
+    def __init__(self, registration_id: _Optional[str] = ...) -> None: ...
+
+class ConfirmRegistrationResponse(_message.Message):
+    __slots__ = ("registration_id", "user_id", "status", "already_verified")
+    REGISTRATION_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    registration_id: str
+    user_id: str
+    status: RegistrationStatus
+    already_verified: bool
+    def __init__(self, registration_id: _Optional[str] = ..., user_id: _Optional[str] = ..., status: _Optional[_Union[RegistrationStatus, str]] = ..., already_verified: _Optional[bool] = ...) -> None: ...
+
 class ResendVerificationEmailRequest(_message.Message):
     __slots__ = ("registration_id",)
     REGISTRATION_ID_FIELD_NUMBER: _ClassVar[int]

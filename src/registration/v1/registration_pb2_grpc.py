@@ -54,6 +54,11 @@ class RegistrationServiceStub:
                 request_serializer=registration_dot_v1_dot_registration__pb2.GetRegistrationRequest.SerializeToString,
                 response_deserializer=registration_dot_v1_dot_registration__pb2.GetRegistrationResponse.FromString,
                 _registered_method=True)
+        self.ConfirmRegistration = channel.unary_unary(
+                '/registration.v1.RegistrationService/ConfirmRegistration',
+                request_serializer=registration_dot_v1_dot_registration__pb2.ConfirmRegistrationRequest.SerializeToString,
+                response_deserializer=registration_dot_v1_dot_registration__pb2.ConfirmRegistrationResponse.FromString,
+                _registered_method=True)
         self.Authenticate = channel.unary_unary(
                 '/registration.v1.RegistrationService/Authenticate',
                 request_serializer=registration_dot_v1_dot_registration__pb2.AuthenticateRequest.SerializeToString,
@@ -111,6 +116,15 @@ class RegistrationServiceServicer:
 
     def GetRegistration(self, request, context):
         """The current state of a registration, with the delivery status of its emails.
+        Back office.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmRegistration(self, request, context):
+        """An operator confirms a pending registration's address by hand (the owner could not open
+        the email): as VerifyEmail, without the token. Back office.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -144,13 +158,14 @@ class RegistrationServiceServicer:
     def NotifyEnrollment(self, request, context):
         """Tells the organizer by email that an enrollment (an order) succeeded. The same order
         delivered again answers OK with the same notification id and sends no second email.
+        Back office.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetNotification(self, request, context):
-        """A notification and the delivery status of its email.
+        """A notification and the delivery status of its email. Back office.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -178,6 +193,11 @@ def add_RegistrationServiceServicer_to_server(servicer, server):
                     servicer.GetRegistration,
                     request_deserializer=registration_dot_v1_dot_registration__pb2.GetRegistrationRequest.FromString,
                     response_serializer=registration_dot_v1_dot_registration__pb2.GetRegistrationResponse.SerializeToString,
+            ),
+            'ConfirmRegistration': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmRegistration,
+                    request_deserializer=registration_dot_v1_dot_registration__pb2.ConfirmRegistrationRequest.FromString,
+                    response_serializer=registration_dot_v1_dot_registration__pb2.ConfirmRegistrationResponse.SerializeToString,
             ),
             'Authenticate': grpc.unary_unary_rpc_method_handler(
                     servicer.Authenticate,
@@ -313,6 +333,33 @@ class RegistrationService:
             '/registration.v1.RegistrationService/GetRegistration',
             registration_dot_v1_dot_registration__pb2.GetRegistrationRequest.SerializeToString,
             registration_dot_v1_dot_registration__pb2.GetRegistrationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmRegistration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registration.v1.RegistrationService/ConfirmRegistration',
+            registration_dot_v1_dot_registration__pb2.ConfirmRegistrationRequest.SerializeToString,
+            registration_dot_v1_dot_registration__pb2.ConfirmRegistrationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -14,6 +15,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
+from registration.entrypoints.grpc.callers import CallerCheck, Callers
 from registration.entrypoints.grpc.health import DependencyHealth
 from registration.entrypoints.grpc.messages import SERVICE_NAME
 from registration.entrypoints.grpc.metrics import GrpcMetrics, serve_metrics
@@ -29,18 +31,30 @@ MAX_REQUEST_BYTES = 16 * 1024
 HEALTH_SERVICES = ["", SERVICE_NAME]
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """PEM: the server's certificate chain and key, and the CA of its callers' certificates
+    (None: callers prove themselves with tokens)."""
+
+    chain: bytes
+    key: bytes
+    client_ca: bytes | None = None
+
+
 def create_server(
     address: str,
     services: Services,
     *,
-    tls: tuple[bytes, bytes] | None = None,
+    callers: Callers,
+    tls: ServerTls | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
     """A server with the registration service, health and reflection, bound to `address`
-    (port 0 picks a free one), with TLS when `tls` holds a PEM (certificate chain, key).
+    (port 0 picks a free one), answering only the calls `callers` allows, with TLS when `tls`
+    is given. `interceptors` run before the callers are checked (metrics count refusals too).
     Returns the server, the bound port and the health servicer."""
     server = grpc.aio.server(
-        interceptors=list(interceptors),
+        interceptors=[*interceptors, CallerCheck(callers)],
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
     )
     add_servicer(RegistrationServicer(services), server)
@@ -57,8 +71,12 @@ def create_server(
     if tls is None:
         port = server.add_insecure_port(address)
     else:
-        chain, key = tls
-        port = server.add_secure_port(address, grpc.ssl_server_credentials([(key, chain)]))
+        credentials = grpc.ssl_server_credentials(
+            [(tls.key, tls.chain)],
+            root_certificates=tls.client_ca,
+            require_client_auth=tls.client_ca is not None,
+        )
+        port = server.add_secure_port(address, credentials)
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     return server, port, health
@@ -66,10 +84,15 @@ def create_server(
 
 async def serve(settings: Settings, services: Services) -> None:
     """Serves on GRPC_ADDRESS until SIGINT or SIGTERM; health follows Temporal and the database."""
+    callers = Callers.from_settings(settings)
     tls = read_tls(settings)
     metrics = _serve_metrics(settings.server_metrics_address)
     server, port, health = create_server(
-        settings.grpc_address, services, tls=tls, interceptors=[metrics] if metrics else []
+        settings.grpc_address,
+        services,
+        callers=callers,
+        tls=tls,
+        interceptors=[metrics] if metrics else [],
     )
     watcher = DependencyHealth(
         health,
@@ -84,7 +107,10 @@ async def serve(settings: Settings, services: Services) -> None:
     await server.start()
     watching = asyncio.create_task(watcher.run())
     host = settings.grpc_address.rpartition(":")[0]
-    log.info("gRPC server listening on %s:%d%s", host, port, " (TLS)" if tls else "")
+    mode = " (TLS)" if tls else ""
+    if tls is not None and tls.client_ca is not None:
+        mode = " (mutual TLS)"
+    log.info("gRPC server listening on %s:%d%s", host, port, mode)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -103,11 +129,13 @@ async def serve(settings: Settings, services: Services) -> None:
     log.info("gRPC server stopped")
 
 
-def read_tls(settings: Settings) -> tuple[bytes, bytes] | None:
-    """The PEM certificate chain and key of GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE, if set."""
-    if settings.grpc_tls_cert_file is None or settings.grpc_tls_key_file is None:
+def read_tls(settings: Settings) -> ServerTls | None:
+    """GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE and GRPC_TLS_CLIENT_CA_FILE, if set."""
+    s = settings
+    if s.grpc_tls_cert_file is None or s.grpc_tls_key_file is None:
         return None
-    return settings.grpc_tls_cert_file.read_bytes(), settings.grpc_tls_key_file.read_bytes()
+    client_ca = s.grpc_tls_client_ca_file.read_bytes() if s.grpc_tls_client_ca_file else None
+    return ServerTls(s.grpc_tls_cert_file.read_bytes(), s.grpc_tls_key_file.read_bytes(), client_ca)
 
 
 def _serve_metrics(address: str) -> GrpcMetrics | None:

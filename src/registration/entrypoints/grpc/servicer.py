@@ -119,6 +119,18 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         )
 
     @_rpc
+    async def ConfirmRegistration(
+        self, request: pb.ConfirmRegistrationRequest
+    ) -> pb.ConfirmRegistrationResponse:
+        result = await self._services.registration.confirm(registration_id=request.registration_id)
+        return pb.ConfirmRegistrationResponse(
+            registration_id=result.registration_id,
+            user_id=result.user_id,
+            status=REGISTRATION_STATUS[result.status],
+            already_verified=result.already_verified,
+        )
+
+    @_rpc
     async def ResendVerificationEmail(
         self, request: pb.ResendVerificationEmailRequest
     ) -> pb.ResendVerificationEmailResponse:

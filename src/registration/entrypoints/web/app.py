@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from registration.entrypoints.grpc.client import open_channel
 from registration.entrypoints.web.errors import (
     GENERAL,
     UNAVAILABLE,
@@ -86,7 +87,7 @@ class Pages:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        self._channel = grpc.aio.insecure_channel(self._target)
+        self._channel = open_channel(self._settings, self._target)
         self.stub = pb_grpc.RegistrationServiceStub(self._channel)
         try:
             yield

@@ -1,0 +1,192 @@
+"""Who calls the gRPC API, and what each caller may call.
+
+Every call proves who makes it: a bearer token of GRPC_CLIENTS in the `authorization` metadata
+(`Bearer …`; only its SHA-256 is configured), or a client certificate signed by the CA of
+GRPC_TLS_CLIENT_CA_FILE whose common name GRPC_CLIENTS lists. A token, when one is sent,
+decides; a bad token is refused even beside a good certificate. grpcio cannot ask for a client
+certificate without demanding one, so with GRPC_TLS_CLIENT_CA_FILE every connection presents
+one, and without it callers prove themselves with tokens.
+
+Then each method asks for a permission: browser-facing ones `public`, back-office ones
+`back_office`, the way Ory Kratos keeps its public and admin APIs apart. No proof answers
+UNAUTHENTICATED, too few permissions PERMISSION_DENIED. gRPC health stays open to load
+balancers; reflection needs a caller, any caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from registration.entrypoints.grpc.messages import SERVICE_NAME
+from registration.settings import GrpcClient, GrpcPermission, Settings
+
+log = logging.getLogger(__name__)
+
+PUBLIC: GrpcPermission = "public"
+BACK_OFFICE: GrpcPermission = "back_office"
+# Every method of the service, and the permission it asks for. A method missing here is
+# refused to everyone (a test keeps the table complete).
+PERMISSION_OF_METHOD: dict[str, GrpcPermission] = {
+    "RegisterUser": PUBLIC,
+    "VerifyEmail": PUBLIC,
+    "ResendVerificationEmail": PUBLIC,
+    "Authenticate": PUBLIC,
+    "RequestPasswordReset": PUBLIC,
+    "ResetPassword": PUBLIC,
+    "GetRegistration": BACK_OFFICE,
+    "ConfirmRegistration": BACK_OFFICE,
+    "NotifyEnrollment": BACK_OFFICE,
+    "GetNotification": BACK_OFFICE,
+}
+OPEN_SERVICES = frozenset({"grpc.health.v1.Health"})
+LOCAL_CLIENT = "local"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: grpc.StatusCode
+    message: str
+
+
+class Callers:
+    """The callers of GRPC_CLIENTS, found by token or by certificate."""
+
+    def __init__(self, clients: Sequence[GrpcClient]) -> None:
+        self._by_token = {c.token_sha256: c for c in clients if c.token_sha256}
+        self._by_certificate = {c.certificate: c for c in clients if c.certificate}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Callers:
+        """GRPC_CLIENTS; outside production with none configured, the one local client with
+        every permission (its token file is made now, before the server listens)."""
+        clients = list(settings.grpc_clients)
+        if (token := settings.local_client_token()) is not None:
+            clients.append(
+                GrpcClient(
+                    name=LOCAL_CLIENT,
+                    token_sha256=token_digest(token),
+                    permissions=[PUBLIC, BACK_OFFICE],
+                )
+            )
+        if not clients:
+            raise SystemExit("server: GRPC_CLIENTS names no client: nobody could call the API")
+        return cls(clients)
+
+    def refusal(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Refusal | None:
+        """Why the caller of `method` (`/package.Service/Method`) may not call it; None when
+        it may."""
+        service, _, name = method.lstrip("/").rpartition("/")
+        if service in OPEN_SERVICES:
+            return None
+        caller = self._identify(context)
+        if isinstance(caller, Refusal):
+            return caller
+        if service != SERVICE_NAME:
+            return None  # reflection: any caller may learn the API's shape
+        needed = PERMISSION_OF_METHOD.get(name)
+        if needed is None or needed not in caller.permissions:
+            log.warning("client %r refused %s: it lacks %s", caller.name, name, needed)
+            return Refusal(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"client {caller.name!r} may not call {name} (it needs {needed})",
+            )
+        return None
+
+    def _identify(self, context: grpc.aio.ServicerContext[Any, Any]) -> GrpcClient | Refusal:
+        tokens = [v for k, v in context.invocation_metadata() or () if k == "authorization"]
+        if tokens:
+            scheme, _, token = str(tokens[-1]).partition(" ")
+            client = self._by_token.get(token_digest(token.strip()))
+            if scheme.lower() != "bearer" or client is None:
+                return Refusal(grpc.StatusCode.UNAUTHENTICATED, "the bearer token is not valid")
+            return client
+        names = context.auth_context().get("x509_common_name", [])
+        for name in names:
+            if (client := self._by_certificate.get(name.decode())) is not None:
+                return client
+        if names:
+            return Refusal(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "the client certificate names no client of GRPC_CLIENTS",
+            )
+        return Refusal(
+            grpc.StatusCode.UNAUTHENTICATED,
+            "this call needs a credential: a bearer token or a client certificate",
+        )
+
+
+def token_digest(token: str) -> str:
+    """What GRPC_CLIENTS keeps of a token (`token_sha256`)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class CallerCheck(grpc.aio.ServerInterceptor):
+    """Runs Callers.refusal before every call's handler; a refusal aborts the call."""
+
+    def __init__(self, callers: Callers) -> None:
+        self._callers = callers
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        callers = self._callers
+
+        async def check(context: Any) -> None:
+            # The context is grpc.aio's, whatever the stubs say of the handler's types.
+            if (refused := callers.refusal(method, context)) is not None:
+                await context.abort(refused.code, refused.message)
+
+        if handler.unary_unary is not None:
+            unary = handler.unary_unary
+
+            async def unary_unary(request: Any, context: Any) -> Any:
+                await check(context)
+                return await unary(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        # The stubs type handlers as grpc's synchronous ones; under grpc.aio they are async.
+        if handler.stream_stream is not None:
+            streaming: Any = handler.stream_stream
+
+            async def stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
+                await check(context)
+                async for response in streaming(requests, context):
+                    yield response
+
+            return grpc.stream_stream_rpc_method_handler(
+                stream_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            server_streaming: Any = handler.unary_stream
+
+            async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+                await check(context)
+                async for response in server_streaming(request, context):
+                    yield response
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # client streaming: none of ours

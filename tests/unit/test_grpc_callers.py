@@ -1,0 +1,69 @@
+"""The rules of who may call the gRPC API, as configured: every method has a permission, no
+configuration means no caller in production, a token never travels in the clear beyond
+loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from registration.entrypoints.grpc.callers import PERMISSION_OF_METHOD, Callers
+from registration.entrypoints.grpc.client import open_channel, open_sync_channel
+from registration.settings import GrpcClient, Settings
+from registration.v1 import registration_pb2 as pb
+
+pytestmark = pytest.mark.usefixtures("clean_environment")
+
+
+def test_every_method_of_the_service_asks_for_a_permission() -> None:
+    methods = {m.name for m in pb.DESCRIPTOR.services_by_name["RegistrationService"].methods}
+    assert set(PERMISSION_OF_METHOD) == methods
+
+
+def test_production_without_callers_refuses_to_start() -> None:
+    settings = Settings(_env_file=None, environment="production")
+    with pytest.raises(SystemExit, match="GRPC_CLIENTS names no client"):
+        Callers.from_settings(settings)
+    assert not Path("var/local-client.token").exists()
+
+
+def test_development_without_callers_makes_one_local_client(tmp_path: Path) -> None:
+    token_file = tmp_path / "local.token"
+    settings = Settings(_env_file=None, grpc_local_token_file=token_file)
+    Callers.from_settings(settings)
+    assert token_file.stat().st_mode & 0o077 == 0
+    assert settings.client_token() == token_file.read_text().strip()
+
+
+def test_listed_callers_replace_the_local_client(tmp_path: Path) -> None:
+    token_file = tmp_path / "local.token"
+    settings = Settings(
+        _env_file=None,
+        grpc_local_token_file=token_file,
+        grpc_clients=[GrpcClient(name="crm", certificate="crm", permissions=["back_office"])],
+    )
+    Callers.from_settings(settings)
+    assert not token_file.exists()
+
+
+def test_a_caller_proves_itself_somehow() -> None:
+    with pytest.raises(ValidationError, match="needs token_sha256 or certificate"):
+        GrpcClient(name="nobody", permissions=["public"])
+    with pytest.raises(ValidationError):
+        GrpcClient(name="shop", token_sha256="the-token-itself", permissions=["public"])
+
+
+def test_a_token_travels_in_the_clear_only_to_loopback() -> None:
+    settings = Settings(_env_file=None, grpc_token="a-token")
+    with pytest.raises(ValueError, match="only over TLS"):
+        open_sync_channel(settings, "10.0.0.8:50051")
+    open_sync_channel(settings, "127.0.0.1:50051").close()
+
+
+async def test_an_asyncio_channel_keeps_the_same_rule() -> None:
+    settings = Settings(_env_file=None, grpc_token="a-token")
+    with pytest.raises(ValueError, match="only over TLS"):
+        open_channel(settings, "registration.example:50051")
+    await open_channel(settings, "localhost:50051").close()
