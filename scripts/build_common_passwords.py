@@ -1,4 +1,4 @@
-"""Rebuild src/registration/domain/data/common-passwords.txt.
+"""Rebuild src/registration/adapters/data/common-passwords.txt.
 
 The list is zxcvbn's ranked "passwords" frequency list (MIT licence; drawn from public
 password leaks), kept to the entries of 8 characters or more (shorter ones fail the length
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from zxcvbn.frequency_lists import FREQUENCY_LISTS  # type: ignore[import-untyped]
 
-OUT = Path(__file__).resolve().parent.parent / "src/registration/domain/data/common-passwords.txt"
+OUT = Path(__file__).resolve().parent.parent / "src/registration/adapters/data/common-passwords.txt"
 MIN_LENGTH = 8
 
 

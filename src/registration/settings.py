@@ -316,7 +316,12 @@ class Settings(BaseSettings):
     password_reset_timeout: Duration = Field(
         timedelta(hours=1), description="How long a password reset link works."
     )
-    password_min_length: int = Field(12, ge=8, description="Shortest password accepted.")
+    password_min_length: int = Field(
+        15,
+        ge=8,
+        description="Shortest password accepted, in characters (NIST SP 800-63B rev 4: 15 "
+        "for a password that is the only factor).",
+    )
     password_max_length: int = Field(1024, ge=64, description="Longest password accepted.")
     argon2_time_cost: int = Field(
         ARGON2_MIN_TIME_COST, ge=ARGON2_MIN_TIME_COST, description="argon2id iterations."

@@ -175,6 +175,43 @@ async def test_a_hash_made_with_weaker_parameters_is_upgraded_on_sign_in(
     assert (await sign_in(world, address, PASSWORD)).user_id == verified.user_id
 
 
+# Composed as one character each, as most keyboards send them; macOS sends the accents apart.
+COMPOSED = "Zoë's crème brûlée recipe"
+DECOMPOSED = "Zoe\u0308's cre\u0300me bru\u0302le\u0301e recipe"
+
+
+async def test_a_password_typed_in_another_unicode_form_signs_in(world: MailWorld) -> None:
+    assert COMPOSED != DECOMPOSED
+    address = new_address("unicode")
+    await register(world, address, COMPOSED)
+    [message] = await world.smtp.wait_for(address)
+    verified = await world.stub.VerifyEmail(pb.VerifyEmailRequest(token=token_of(message)))
+    assert (await sign_in(world, address, DECOMPOSED)).user_id == verified.user_id
+    assert (await sign_in(world, address, COMPOSED)).user_id == verified.user_id
+
+
+async def test_a_hash_of_the_password_as_typed_still_signs_in_and_is_normalized(
+    world: MailWorld,
+) -> None:
+    address = new_address("as-typed")
+    verified = await register_active(world, address)
+    # Made before passwords were normalized: the hash of what the keyboard sent.
+    as_typed = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1).hash(DECOMPOSED)
+    with Session(world.engine) as session:
+        user = session.exec(select(User).where(User.email == address)).one()
+        user.password_hash = as_typed
+        session.add(user)
+        session.commit()
+
+    assert (await sign_in(world, address, DECOMPOSED)).user_id == verified.user_id
+    with Session(world.engine) as session:
+        after = session.exec(select(User).where(User.email == address)).one().password_hash
+    assert after is not None and after != as_typed
+    assert PasswordHasher().verify(after, COMPOSED)
+    # Now either form signs in.
+    assert (await sign_in(world, address, COMPOSED)).user_id == verified.user_id
+
+
 # Password reset -----------------------------------------------------------------------------
 
 

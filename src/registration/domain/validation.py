@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import unicodedata
-from functools import cache
-from importlib import resources
+from collections.abc import Sequence
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -30,29 +30,72 @@ def normalize_email(raw: str) -> tuple[str | None, FieldViolation | None]:
     return normalized, None
 
 
+def normalize_password(password: str) -> str:
+    """NFKC (NIST SP 800-63B rev 4): one password however a keyboard composes it — an accented
+    letter typed as one character or as a letter and its accent is the same password."""
+    return unicodedata.normalize("NFKC", password)
+
+
 def password_violation(
-    password: str, *, email: str | None, min_length: int, max_length: int
+    password: str, *, context: Sequence[str] = (), min_length: int, max_length: int
 ) -> FieldViolation | None:
-    """NIST SP 800-63B: length bounds, no composition rules, never truncated; not a known
-    leaked password and not the email address."""
+    """NIST SP 800-63B rev 4 on a normalized password: length bounds in characters, no
+    composition rules, never truncated; no control characters; not an expected value — one
+    character or word repeated, a run like 123456… or abcdef…, or nothing but one of the
+    `context` words (the address, its mailbox name, the service's name) with digits or
+    punctuation around it. Whether it has leaked is checked apart (adapters)."""
     if not password:
         return FieldViolation("password", "is required")
+    if any(unicodedata.category(c) == "Cc" for c in password):
+        return FieldViolation("password", "must not contain control characters")
     if len(password) < min_length:
         return FieldViolation("password", f"must be at least {min_length} characters")
     if len(password) > max_length:
         return FieldViolation("password", f"must be at most {max_length} characters")
-    if email is not None and password.casefold() == email.casefold():
-        return FieldViolation("password", "must not be the email address")
-    if password.casefold() in common_passwords():
-        return FieldViolation("password", "is too common: it appears in lists of leaked passwords")
+    folded = password.casefold()
+    if _repeats(folded):
+        return FieldViolation("password", "must not be one character or word repeated")
+    if _runs(folded):
+        return FieldViolation("password", "must not be a run like 123456… or abcdef…")
+    if any(_only_decorates(folded, word.casefold()) for word in context if word):
+        return FieldViolation(
+            "password", "must not be your email address, its name or the service's name"
+        )
     return None
 
 
-@cache
-def common_passwords() -> frozenset[str]:
-    """The bundled list (data/common-passwords.txt), case-folded; read once per process."""
-    text = resources.files("registration.domain").joinpath("data/common-passwords.txt").read_text()
-    return frozenset(line for line in text.splitlines() if line)
+def _repeats(text: str) -> bool:
+    """The text is a shorter text said again and again ("aaaa", "passwordpassword")."""
+    return text in (text + text)[1:-1]
+
+
+_RUN_ALPHABETS = ("0123456789", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _runs(text: str) -> bool:
+    """Each character follows the one before it in one alphabet, always forward or always
+    backward, wrapping round ("123456789012", "abcdef", "zyxwvu")."""
+    for alphabet in _RUN_ALPHABETS:
+        if all(c in alphabet for c in text):
+            steps = {
+                (alphabet.index(b) - alphabet.index(a)) % len(alphabet)
+                for a, b in itertools.pairwise(text)
+            }
+            return steps in ({1}, {len(alphabet) - 1})
+    return False
+
+
+def _only_decorates(password: str, word: str) -> bool:
+    """The password is the word (spelled with any punctuation or spacing) with nothing but
+    digits, punctuation or spaces around it."""
+    skeleton, core = _letters_and_digits(password), _letters_and_digits(word)
+    if len(core) < 3 or core not in skeleton:
+        return False
+    return not any(c.isalpha() for c in skeleton.replace(core, "", 1))
+
+
+def _letters_and_digits(text: str) -> str:
+    return "".join(c for c in text if c.isalnum())
 
 
 def text_violation(

@@ -41,7 +41,8 @@ from registration.domain.identifiers import (
 )
 from registration.domain.records import ResetRecord
 from registration.domain.statuses import PasswordResetStatus
-from registration.domain.validation import for_field, normalize_email, password_violation
+from registration.domain.validation import normalize_email
+from registration.services import password_policy as policy
 from registration.services.temporal_calls import WorkflowClosed, calling_temporal, execute_update
 from registration.services.workflow_inputs import email_retry_settings, resend_policy
 from registration.settings import Settings
@@ -108,15 +109,12 @@ class PasswordResetService:
             await in_thread(self._resets.find_by_token_hash, token_hash=hash_token(token))
         )
         s = self._settings
-        problem = password_violation(
-            new_password,
-            email=record.email,
-            min_length=s.password_min_length,
-            max_length=s.password_max_length,
+        password, problem = policy.new_password(
+            new_password, email=record.email, settings=s, field="new_password"
         )
         if problem is not None:
-            raise InvalidArgument([for_field(problem, "new_password") or problem])
-        password_hash = await in_hashing_thread(self._hasher.hash, new_password)
+            raise InvalidArgument([problem])
+        password_hash = await in_hashing_thread(self._hasher.hash, password)
 
         try:
             await execute_update(

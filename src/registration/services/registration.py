@@ -57,7 +57,8 @@ from registration.domain.identifiers import (
 )
 from registration.domain.records import RegistrationRecord
 from registration.domain.statuses import RegistrationStatus
-from registration.domain.validation import normalize_email, password_violation
+from registration.domain.validation import normalize_email
+from registration.services.password_policy import new_password
 from registration.services.temporal_calls import (
     WorkflowClosed,
     calling_temporal,
@@ -123,7 +124,7 @@ class RegistrationService:
         self._secret_key = secret_key
 
     async def register(self, *, email: str, password: str) -> Registered:
-        normalized = self._validated(email, password)
+        normalized, password = self._validated(email, password)
         key = email_key(self._secret_key, normalized)
         s = self._settings
         hidden = s.prevent_enumeration
@@ -228,21 +229,16 @@ class RegistrationService:
             await asyncio.sleep(0.1)
         return False
 
-    def _validated(self, email: str, password: str) -> str:
-        """The normalized email, once email and password both pass; else every violation."""
+    def _validated(self, email: str, password: str) -> tuple[str, str]:
+        """The normalized email and password, once both pass; else every violation."""
         normalized, email_problem = normalize_email(email)
-        violations = [v for v in (email_problem,) if v is not None]
-        password_problem = password_violation(
-            password,
-            email=normalized,
-            min_length=self._settings.password_min_length,
-            max_length=self._settings.password_max_length,
+        password, password_problem = new_password(
+            password, email=normalized, settings=self._settings
         )
-        if password_problem is not None:
-            violations.append(password_problem)
+        violations = [v for v in (email_problem, password_problem) if v is not None]
         if violations or normalized is None:
             raise InvalidArgument(violations)
-        return normalized
+        return normalized, password
 
     async def _hash(self, password: str) -> str:
         # argon2 is deliberately slow; off the event loop it does not stall other calls.

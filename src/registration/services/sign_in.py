@@ -30,7 +30,7 @@ from registration.domain.errors import (
 from registration.domain.identifiers import email_key
 from registration.domain.records import Credentials
 from registration.domain.statuses import RegistrationStatus
-from registration.domain.validation import normalize_email
+from registration.domain.validation import normalize_email, normalize_password
 from registration.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,8 @@ class SignInService:
 
         credentials = await in_thread(self._repository.find_credentials, email=normalized)
         stored = credentials.password_hash if credentials is not None else self._dummy_hash
-        if not await in_hashing_thread(self._matches, stored, password) or credentials is None:
+        matched = await self._matching_form(stored, password)
+        if matched is None or credentials is None:
             locked = await in_thread(
                 self._throttle.record_failure,
                 email_key=key,
@@ -96,7 +97,7 @@ class SignInService:
             raise FailedPrecondition("email not verified: open the link in the verification email")
 
         await in_thread(self._throttle.clear, email_key=key)
-        await self._upgrade_hash(credentials, password)
+        await self._upgrade_hash(credentials, normalize_password(password), matched=matched)
         log.info(
             "registration %s signed in",
             credentials.registration_id,
@@ -115,10 +116,23 @@ class SignInService:
             log.error("a stored password hash is not an argon2 hash")
             return False
 
-    async def _upgrade_hash(self, credentials: Credentials, password: str) -> None:
-        """A hash made with weaker parameters than today's is replaced, now that the
-        password is at hand."""
-        if not self._hasher.check_needs_rehash(credentials.password_hash):
+    async def _matching_form(self, stored: str, password: str) -> str | None:
+        """The form of the password that `stored` was made from: the normalized one (NFKC),
+        or, for a hash made before passwords were normalized, the password as typed; None
+        when neither matches. The second check depends only on what was typed, never on
+        whether the address has an account: both answers still take the same time."""
+        normalized = normalize_password(password)
+        if await in_hashing_thread(self._matches, stored, normalized):
+            return normalized
+        if normalized != password and await in_hashing_thread(self._matches, stored, password):
+            return password
+        return None
+
+    async def _upgrade_hash(self, credentials: Credentials, password: str, *, matched: str) -> None:
+        """A hash made with weaker parameters than today's, or of the password as typed
+        before passwords were normalized (`matched` is the form that matched), is replaced by
+        one of the normalized `password`, now that it is at hand."""
+        if matched == password and not self._hasher.check_needs_rehash(credentials.password_hash):
             return
         stronger = await in_hashing_thread(self._hasher.hash, password)
         replaced = await in_thread(
