@@ -27,7 +27,8 @@ async def web(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def csrf(web: httpx.AsyncClient) -> str:
-    """The form token, as a browser gets it: with the first page."""
+    """The form token, as a browser gets it: with the first page (which replaces a cookie
+    that is not one of the site's own)."""
     await web.get("/")
     token = web.cookies.get("csrf")
     assert token
@@ -104,6 +105,25 @@ async def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
         pending.verification_token_hash,
         pending.password_hash,
     )
+
+
+@pytest.mark.parametrize("planted", ["chosen-by-the-attacker", "a-nonce.a-made-up-signature"])
+async def test_a_csrf_cookie_planted_by_someone_else_is_worth_nothing(
+    stack: Stack, web: httpx.AsyncClient, planted: str
+) -> None:
+    # As a sibling subdomain could set it, with the same value in the forged form.
+    web.cookies.set("csrf", planted, domain=httpx.URL(str(web.base_url)).host)
+    address = f"planted-{uuid.uuid4().hex[:8]}@example.com"
+    form = {"email": address, "password": PASSWORD, "csrf_token": planted}
+    refused = await web.post("/register", data=form)
+    assert refused.status_code == 403
+    assert stack.users(address) == []
+    # The page then hands out a cookie of its own, which works.
+    form["csrf_token"] = await csrf(web)
+    assert form["csrf_token"] != planted
+    accepted = await web.post("/register", data=form)
+    assert accepted.status_code == 303
+    assert accepted.headers["location"].startswith("/registrations/")
 
 
 async def test_no_token_reaches_the_access_log(

@@ -32,9 +32,8 @@ from registration.entrypoints.web.errors import (
 )
 from registration.entrypoints.web.security import (
     CSRF_FIELD,
+    Csrf,
     SecurityHeaders,
-    csrf_token,
-    csrf_valid,
 )
 from registration.settings import Settings
 from registration.v1 import registration_pb2 as pb
@@ -77,6 +76,9 @@ SIGN_IN_ERRORS = {
 class Pages:
     def __init__(self, settings: Settings, grpc_target: str) -> None:
         self._settings = settings
+        self.csrf = Csrf(
+            settings.resolved_secret_key(), secure=settings.public_base_url.startswith("https:")
+        )
         self._target = grpc_target
         self._channel: grpc.aio.Channel | None = None
         self.stub: pb_grpc.RegistrationServiceStub | None = None
@@ -104,7 +106,7 @@ class Pages:
     ) -> HTMLResponse:
         page = self._templates.get_template(template).render(
             app_name=self._settings.app_name,
-            csrf_token=csrf_token(request),
+            csrf_token=self.csrf.token(request),
             csrf_field=CSRF_FIELD,
             **values,
         )
@@ -114,7 +116,7 @@ class Pages:
         """The posted form, or the page that refuses it (CSRF)."""
         form = await request.form()
         values = {k: v for k, v in form.items() if isinstance(v, str)}
-        if not csrf_valid(request, values.get(CSRF_FIELD)):
+        if not self.csrf.valid(request, values.get(CSRF_FIELD)):
             return self.render(
                 request,
                 "message.html",
@@ -390,9 +392,5 @@ def create_app(settings: Settings, *, grpc_target: str | None = None) -> Starlet
     return Starlette(
         routes=routes,
         lifespan=pages.lifespan,
-        middleware=[
-            Middleware(
-                SecurityHeaders, secure_cookies=settings.public_base_url.startswith("https:")
-            )
-        ],
+        middleware=[Middleware(SecurityHeaders, csrf=pages.csrf)],
     )

@@ -1,12 +1,17 @@
 """What pages that carry tokens need: CSRF protection on every form, and headers that keep
 tokens out of referrers, caches and other sites' frames.
 
-CSRF is the double-submit pattern: a random token in a SameSite=Strict, HttpOnly cookie and
-the same token in each form; a POST whose two do not match is refused.
+CSRF is the signed double-submit pattern: a random value and its HMAC under SECRET_KEY in a
+SameSite=Strict, HttpOnly cookie, and the same token in each form; a POST passes only when the
+two are equal and the signature holds, so a cookie planted by someone else (from a sibling
+subdomain, say) is worth nothing. Over HTTPS the cookie is `__Host-csrf`, which browsers let
+no other host set or overwrite.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import secrets
 
@@ -31,28 +36,50 @@ SECURITY_HEADERS = {
 }
 
 
-def csrf_token(request: Request) -> str:
-    """The token to put in this page's forms (the cookie's, or a new one set with the page)."""
-    token = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "new_csrf", None)
-    if token is None:
-        token = secrets.token_urlsafe(32)
-        request.state.new_csrf = token
-    return str(token)
+class Csrf:
+    """The CSRF tokens of one site: made, set and checked with one key."""
 
+    def __init__(self, secret_key: bytes, *, secure: bool) -> None:
+        self._key = hmac.new(secret_key, b"csrf-cookie", hashlib.sha256).digest()
+        self.secure = secure
+        self.cookie = f"__Host-{CSRF_COOKIE}" if secure else CSRF_COOKIE
 
-def csrf_valid(request: Request, submitted: object) -> bool:
-    cookie = request.cookies.get(CSRF_COOKIE)
-    return (
-        isinstance(submitted, str)
-        and cookie is not None
-        and hmac.compare_digest(cookie.encode(), submitted.encode())
-    )
+    def token(self, request: Request) -> str:
+        """The token of this page's forms: the cookie's, if it is one of ours, or a new one
+        set with the page."""
+        cookie = request.cookies.get(self.cookie)
+        if cookie is not None and self._signed(cookie):
+            return cookie
+        new = getattr(request.state, "new_csrf", None)
+        if new is None:
+            nonce = secrets.token_urlsafe(24)
+            new = request.state.new_csrf = f"{nonce}.{self._signature(nonce)}"
+        return str(new)
+
+    def valid(self, request: Request, submitted: object) -> bool:
+        cookie = request.cookies.get(self.cookie)
+        return (
+            isinstance(submitted, str)
+            and cookie is not None
+            and hmac.compare_digest(cookie.encode(), submitted.encode())
+            and self._signed(cookie)
+        )
+
+    def _signed(self, token: str) -> bool:
+        nonce, _, signature = token.partition(".")
+        return bool(nonce) and hmac.compare_digest(
+            signature.encode(), self._signature(nonce).encode()
+        )
+
+    def _signature(self, nonce: str) -> str:
+        digest = hmac.new(self._key, nonce.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 class SecurityHeaders(BaseHTTPMiddleware):
-    def __init__(self, app: object, *, secure_cookies: bool) -> None:
+    def __init__(self, app: object, *, csrf: Csrf) -> None:
         super().__init__(app)  # type: ignore[arg-type]
-        self._secure = secure_cookies
+        self._csrf = csrf
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         response = await call_next(request)
@@ -62,11 +89,11 @@ class SecurityHeaders(BaseHTTPMiddleware):
         new_token = getattr(request.state, "new_csrf", None)
         if new_token is not None:
             response.set_cookie(
-                CSRF_COOKIE,
+                self._csrf.cookie,
                 new_token,
                 httponly=True,
                 samesite="strict",
-                secure=self._secure,
+                secure=self._csrf.secure,
                 path="/",
             )
         return response
