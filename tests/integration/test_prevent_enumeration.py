@@ -7,6 +7,7 @@ import asyncio
 import uuid
 
 import grpc
+import httpx
 import pytest
 
 from registration.devtools.launcher import free_port
@@ -64,3 +65,61 @@ async def test_taken_address_answers_like_a_new_one_and_tells_the_owner(stack: S
             assert bad.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     finally:
         stack.devstack.stop("server-hidden")
+
+
+async def test_the_web_pages_show_a_taken_address_as_they_show_a_new_one(stack: Stack) -> None:
+    hidden_address = f"127.0.0.1:{free_port()}"
+    base = f"http://127.0.0.1:{free_port()}"
+    stack.devstack.start_server(
+        "server-hidden-web",
+        {
+            "GRPC_ADDRESS": hidden_address,
+            "SERVER_METRICS_ADDRESS": "",
+            "PREVENT_ENUMERATION": "true",
+        },
+    )
+    stack.devstack.start_web(
+        "web-hidden",
+        {"GRPC_ADDRESS": hidden_address, "PUBLIC_BASE_URL": base, "PREVENT_ENUMERATION": "true"},
+    )
+    try:
+        taken = f"taken-{uuid.uuid4().hex[:8]}@example.com"
+        async with open_channel(stack.settings, hidden_address) as channel:
+            await pb_grpc.RegistrationServiceStub(channel).RegisterUser(
+                pb.RegisterUserRequest(email=taken, password=PASSWORD)
+            )
+        await stack.wait_for_message(taken)
+        seen = []
+        for address in (taken, f"new-{uuid.uuid4().hex[:8]}@example.com"):
+            async with httpx.AsyncClient(base_url=base) as web:
+                await web.get("/")
+                csrf = web.cookies["csrf"]
+                form = {"email": address, "password": PASSWORD, "csrf_token": csrf}
+                registered = await web.post("/register", data=form)
+                assert registered.status_code == 303
+                page_url = registered.headers["location"]
+                registration_id = page_url.rsplit("/", 1)[1]
+                page = await web.get(page_url)
+                status = await web.get(f"{page_url}/status.json")
+                resent = await web.post(f"{page_url}/resend", data={"csrf_token": csrf})
+                after = await web.get(resent.headers["location"])
+
+                def neutral(text: str) -> str:
+                    return text.replace(registration_id, "ID").replace(csrf, "CSRF")  # noqa: B023
+
+                seen.append(
+                    (
+                        page.status_code,
+                        neutral(page.text),
+                        status.status_code,
+                        status.text,
+                        resent.status_code,
+                        neutral(resent.headers["location"]),
+                        neutral(after.text),
+                    )
+                )
+        assert seen[0] == seen[1]
+        assert "email" in seen[0][1] and "Check your inbox" in seen[0][1]
+    finally:
+        stack.devstack.stop("web-hidden")
+        stack.devstack.stop("server-hidden-web")

@@ -156,16 +156,22 @@ class Pages:
 
     async def check_inbox(self, request: Request) -> HTMLResponse:
         registration_id = request.path_params["registration_id"]
-        status = await self._status(registration_id)
+        hidden = self._settings.prevent_enumeration
+        status = None if hidden else await self._status(registration_id)
         return self.render(
             request,
             "check_inbox.html",
             registration_id=registration_id,
             status=status,
+            hidden=hidden,
             notice=request.query_params.get("notice"),
         )
 
     async def status_json(self, request: Request) -> JSONResponse:
+        if self._settings.prevent_enumeration:
+            # A registration's live state would tell a new address from a taken one (whose
+            # registration id leads nowhere): in this mode no registration's is shown.
+            return JSONResponse({"error": "no status is shown in enumeration-safe mode"}, 404)
         status = await self._status(request.path_params["registration_id"])
         return JSONResponse(status, status_code=200 if status else 404)
 
@@ -218,6 +224,8 @@ class Pages:
                 grpc.StatusCode.RESOURCE_EXHAUSTED: "wait",
                 grpc.StatusCode.FAILED_PRECONDITION: "closed",
             }.get(err.code(), "unavailable")
+        if self._settings.prevent_enumeration:
+            notice = "requested"  # the same words whatever happened: see status_json
         return RedirectResponse(
             f"/registrations/{registration_id}?notice={notice}", status_code=303
         )
