@@ -55,7 +55,7 @@ from registration.adapters.db.engine import build_engine
 from registration.adapters.db.tables import User
 from registration.adapters.password_hashing import build_password_hasher
 from registration.adapters.temporal.connect import connect_temporal
-from registration.devtools.launcher import DevStack, isolated_env, stack_settings
+from registration.devtools.launcher import UNLIMITED_CALLS, DevStack, isolated_env, stack_settings
 from registration.devtools.smtp_sink import token_from_summary
 from registration.domain.statuses import RegistrationStatus
 from registration.entrypoints.grpc.client import open_channel
@@ -457,6 +457,7 @@ async def bench(args: argparse.Namespace, folder: Path) -> Results:
         "WORKER_METRICS_ADDRESS": "",
         "SERVER_METRICS_ADDRESS": "",
         "EMAIL_SENDS_PER_SECOND": str(SENDS_PER_SECOND),
+        **UNLIMITED_CALLS,
         "WORKER_MAX_CACHED_WORKFLOWS": str(CACHED_WORKFLOWS),
         "LOG_LEVEL": "WARNING",
     }

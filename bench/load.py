@@ -36,7 +36,7 @@ from sqlmodel import Session, select
 from registration.adapters.db.engine import build_engine
 from registration.adapters.db.tables import User
 from registration.adapters.temporal.connect import connect_temporal
-from registration.devtools.launcher import DevStack, isolated_env, stack_settings
+from registration.devtools.launcher import UNLIMITED_CALLS, DevStack, isolated_env, stack_settings
 from registration.devtools.smtp_sink import link_token
 from registration.domain.identifiers import workflow_id_for_registration
 from registration.domain.statuses import RegistrationStatus
@@ -121,6 +121,7 @@ async def run(
         "VERIFICATION_TIMEOUT": f"{timeout:.0f}s",
         "VERIFICATION_REMINDER": "false",
         "EMAIL_SENDS_PER_SECOND": str(sends_per_second),
+        **UNLIMITED_CALLS,
         "LOG_LEVEL": "WARNING",
     }
     stack = DevStack(var_dir=var_dir, env=env, ui_port=None, log_dir=var_dir / "logs")

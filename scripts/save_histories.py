@@ -32,7 +32,13 @@ from pathlib import Path
 from temporalio.client import Client
 
 from registration.adapters.temporal.connect import connect_temporal
-from registration.devtools.launcher import DevStack, free_port, isolated_env, stack_settings
+from registration.devtools.launcher import (
+    UNLIMITED_CALLS,
+    DevStack,
+    free_port,
+    isolated_env,
+    stack_settings,
+)
 from registration.devtools.smtp_sink import link_token
 from registration.domain.identifiers import (
     email_key,
@@ -95,6 +101,7 @@ async def main(suffix: str) -> None:
         "EMAIL_RETRY_BUDGET": "4s",
         "SMTP_TIMEOUT": "2s",
         "EMAIL_SENDS_PER_SECOND": "1000",
+        **UNLIMITED_CALLS,
     }
     stack = DevStack(var_dir=var_dir, env=env, ui_port=None, log_dir=var_dir / "logs")
     stack.start_all()

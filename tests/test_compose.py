@@ -146,6 +146,8 @@ def test_the_grpc_server_demands_mutual_tls_and_lists_its_callers() -> None:
     clients = Settings(_env_file=None, grpc_clients=json.loads(server["GRPC_CLIENTS"])).grpc_clients
     web = SERVICES["web"]["environment"]
     assert [c.certificate for c in clients] == ["web"]
+    # It passes each browser's address on: the abuse limits count per browser.
+    assert [c.forwards_addresses for c in clients] == [True]
     assert (
         web["GRPC_CLIENT_CERT_FILE"] == "/certs/web.pem" and web["GRPC_CA_FILE"] == "/certs/ca.pem"
     )

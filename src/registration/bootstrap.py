@@ -24,6 +24,7 @@ from registration.adapters.db.engine import build_engine
 from registration.adapters.db.migrate import require_current_schema
 from registration.adapters.db.notifications import NotificationRepository
 from registration.adapters.db.password_resets import PasswordResetRepository
+from registration.adapters.db.rate_limits import RateLimitRepository
 from registration.adapters.db.registrations import RegistrationRepository
 from registration.adapters.db.sign_in_throttle import SignInThrottleRepository
 from registration.adapters.email.rendering import TemplateRenderer
@@ -31,6 +32,7 @@ from registration.adapters.email.smtp import SmtpMailSender
 from registration.adapters.password_hashing import build_password_hasher
 from registration.adapters.temporal.connect import connect_temporal
 from registration.adapters.temporal.search_attributes import ensure_search_attributes
+from registration.services.abuse_limits import AbuseLimits
 from registration.services.notifications import NotificationService
 from registration.services.password_reset import PasswordResetService
 from registration.services.registration import RegistrationService
@@ -68,11 +70,15 @@ def build_services(settings: Settings, client: Client, engine: Engine) -> Servic
     repository = RegistrationRepository(engine)
     hasher = build_password_hasher(settings)
     secret_key = settings.resolved_secret_key()
+    limits = AbuseLimits(
+        settings=settings, limits=RateLimitRepository(engine), secret_key=secret_key
+    )
     return Services(
         registration=RegistrationService(
             settings=settings,
             client=client,
             repository=repository,
+            limits=limits,
             hasher=hasher,
             secret_key=secret_key,
         ),
@@ -80,6 +86,7 @@ def build_services(settings: Settings, client: Client, engine: Engine) -> Servic
             settings=settings,
             repository=repository,
             throttle=SignInThrottleRepository(engine),
+            limits=limits,
             hasher=hasher,
             secret_key=secret_key,
         ),
@@ -87,11 +94,15 @@ def build_services(settings: Settings, client: Client, engine: Engine) -> Servic
             settings=settings,
             client=client,
             resets=PasswordResetRepository(engine),
+            limits=limits,
             hasher=hasher,
             secret_key=secret_key,
         ),
         notifications=NotificationService(
-            settings=settings, client=client, notifications=NotificationRepository(engine)
+            settings=settings,
+            client=client,
+            notifications=NotificationRepository(engine),
+            limits=limits,
         ),
     )
 

@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
@@ -20,12 +21,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from registration.adapters.temporal.payload_codec import PayloadKeys
 
@@ -57,6 +59,34 @@ DurationOrZero = Annotated[
     timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)
 ]
 
+
+@dataclass(frozen=True)
+class Rate:
+    """At most `count` uses in every `window`."""
+
+    count: int
+    window: timedelta
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.window}"
+
+
+def parse_rate(value: object) -> object:
+    """ "30/1h": 30 uses an hour (any duration of parse_duration)."""
+    if isinstance(value, str):
+        count, slash, window = value.partition("/")
+        duration = parse_duration(window)
+        if not slash or not count.strip().isdigit() or not isinstance(duration, timedelta):
+            raise ValueError('must be a count and a duration, like "30/1h"')
+        if int(count) < 1 or duration <= timedelta(0):
+            raise ValueError("the count and the duration must be positive")
+        return Rate(int(count), duration)
+    return value
+
+
+# NoDecode: the environment spells it "30/1h", which is no JSON.
+RateLimitSetting = Annotated[Rate, NoDecode, BeforeValidator(parse_rate)]
+
 MIN_SECRET_KEY_LENGTH = 32
 
 # Argon2id floor from OWASP's password storage guidance (m=19 MiB, t=2, p=1).
@@ -78,6 +108,10 @@ class GrpcClient(BaseModel):
     # The common name of its client certificate (GRPC_TLS_CLIENT_CA_FILE).
     certificate: str | None = None
     permissions: list[GrpcPermission] = Field(min_length=1)
+    # It serves many end users (the web pages, a back end) and says whose call each is in
+    # the `end-user-address` metadata: the abuse limits then count that address as the
+    # source. From any other caller the metadata is ignored and the connection's peer counts.
+    forwards_addresses: bool = False
 
     @model_validator(mode="after")
     def _proves_itself(self) -> GrpcClient:
@@ -306,12 +340,26 @@ class Settings(BaseSettings):
     sign_in_max_failures: int = Field(
         5,
         ge=1,
-        description="Authenticate: this many failures for one address within SIGN_IN_LOCKOUT "
-        "lock its sign-in for SIGN_IN_LOCKOUT.",
+        description="Authenticate: this many failures for one address from one source within "
+        "SIGN_IN_LOCKOUT lock that source out of it for SIGN_IN_LOCKOUT, twice as long after "
+        "the next run of failures, and so on up to a day.",
     )
     sign_in_lockout: Duration = Field(
         timedelta(minutes=15),
-        description="Authenticate: the window failures are counted in, and how long a lock lasts.",
+        description="Authenticate: the window failures are counted in, and how long a first "
+        "lock lasts.",
+    )
+    rate_limit_sign_ins: RateLimitSetting = Field(
+        Rate(30, timedelta(minutes=5)),
+        description="Authenticate calls one source may make (`30/5m`: 30 every 5 minutes).",
+    )
+    rate_limit_emails_per_mailbox: RateLimitSetting = Field(
+        Rate(10, timedelta(hours=1)),
+        description="Calls that send an email one mailbox may get (its case and +tag folded).",
+    )
+    rate_limit_emails_per_source: RateLimitSetting = Field(
+        Rate(30, timedelta(hours=1)),
+        description="Calls that send an email one source may make.",
     )
     password_reset_timeout: Duration = Field(
         timedelta(hours=1), description="How long a password reset link works."
@@ -372,6 +420,11 @@ class Settings(BaseSettings):
         None,
         description="Where the web pages (verification and reset links, registration form) "
         "listen; the host and port of PUBLIC_BASE_URL when unset.",
+    )
+    web_trusted_proxies: list[IPvAnyNetwork] = Field(
+        [],
+        description="Proxies in front of the web pages (JSON list of addresses or networks): "
+        "a browser's address is taken from X-Forwarded-For only past these.",
     )
     enrollment_subject: str = Field(
         "New enrollment: {{ offering_name }}",

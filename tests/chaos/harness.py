@@ -24,7 +24,7 @@ from registration.adapters.db.engine import build_engine
 from registration.adapters.db.migrate import upgrade
 from registration.adapters.db.tables import EmailDelivery, User
 from registration.adapters.temporal.connect import connect_temporal
-from registration.devtools.launcher import DevStack, isolated_env, stack_settings
+from registration.devtools.launcher import UNLIMITED_CALLS, DevStack, isolated_env, stack_settings
 from registration.domain.statuses import RegistrationStatus
 from registration.entrypoints.grpc.client import open_channel
 from registration.settings import Settings
@@ -152,6 +152,7 @@ async def chaos_stack(
             "EMAIL_RETRY_MAXIMUM_INTERVAL": "1s",
             "SMTP_TIMEOUT": "2s",
             "EMAIL_SENDS_PER_SECOND": "1000",
+            **UNLIMITED_CALLS,
             "HEALTH_CHECK_INTERVAL": "1s",
             **{key.upper(): value for key, value in settings.items()},
         }

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from registration.adapters.db.engine import build_engine
-from registration.devtools.launcher import DevStack, isolated_env
+from registration.devtools.launcher import UNLIMITED_CALLS, DevStack, isolated_env
 from registration.entrypoints.grpc.client import open_channel
 from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.integration.harness import Databases, Stack
@@ -39,6 +39,7 @@ def stack(
         # Effectively unthrottled: on this busy machine the dev server's task-queue rate
         # limiter held sends back far longer than its rate (docs/behaviour.md).
         "EMAIL_SENDS_PER_SECOND": "1000",
+        **UNLIMITED_CALLS,
         "LOG_LEVEL": "INFO",
     }
     devstack = DevStack(var_dir=var_dir, env=env, ui_port=None, log_dir=var_dir / "logs")

@@ -164,7 +164,9 @@ async def test_a_hash_made_with_weaker_parameters_is_upgraded_on_sign_in(
     stronger = world.settings.model_copy(update={"argon2_time_cost": 3})
     client = await connect_temporal(stronger)
     services = build_services(stronger, client, world.engine)
-    signed_in = await services.sign_in.authenticate(email=address, password=PASSWORD)
+    signed_in = await services.sign_in.authenticate(
+        email=address, password=PASSWORD, source="192.0.2.1"
+    )
     assert signed_in.user_id == verified.user_id
 
     with Session(world.engine) as session:

@@ -184,13 +184,16 @@ async def test_a_notification_queue_without_workers_never_slows_registration(
             organizer_name="",
             enrollee_name="Eddie Enrollee",
             offering_name="Pottery for Beginners",
-        )
+        ),
+        source="192.0.2.1",
     )
     handle = client.get_workflow_handle(workflow_id_for_notification(notification_id))
     try:
         # Registration through the same services goes on as if nothing were waiting.
         address = f"meanwhile-{uuid.uuid4().hex[:8]}@example.com"
-        await services.registration.register(email=address, password="correct horse battery staple")
+        await services.registration.register(
+            email=address, password="correct horse battery staple", source="192.0.2.1"
+        )
         [message] = await world.smtp.wait_for(address)
         verified = await services.registration.verify(token=token_of(message))
         assert verified.status is RegistrationStatus.ACTIVE

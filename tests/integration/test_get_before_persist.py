@@ -8,11 +8,9 @@ import uuid
 import pytest
 from temporalio.worker import Worker
 
-from registration.adapters.db.registrations import RegistrationRepository
-from registration.adapters.password_hashing import build_password_hasher
+from registration.bootstrap import build_services
 from registration.domain.errors import NotFound
 from registration.domain.statuses import DeliveryStatus, RegistrationStatus
-from registration.services.registration import RegistrationService
 from tests.databases import BACKENDS as DATABASE_BACKENDS
 from tests.integration.harness import Stack
 from tests.workflows.fakes import FakeActivities
@@ -26,13 +24,7 @@ async def test_unpersisted_registration_is_read_from_the_workflow(stack: Stack) 
     # A task queue of its own, served by activities that never write the database.
     settings = stack.settings.model_copy(update={"temporal_task_queue": f"q-{uuid.uuid4()}"})
     client = await stack.temporal_client()
-    service = RegistrationService(
-        settings=settings,
-        client=client,
-        repository=RegistrationRepository(stack.engine),
-        hasher=build_password_hasher(settings),
-        secret_key=settings.resolved_secret_key(),
-    )
+    service = build_services(settings, client, stack.engine).registration
     address = f"early-{uuid.uuid4().hex[:8]}@example.com"
     async with Worker(
         client,
@@ -40,7 +32,9 @@ async def test_unpersisted_registration_is_read_from_the_workflow(stack: Stack) 
         workflows=[RegistrationWorkflow],
         activities=FakeActivities().all(),
     ):
-        registered = await service.register(email=address, password="correct horse battery")
+        registered = await service.register(
+            email=address, password="correct horse battery", source="192.0.2.1"
+        )
         assert stack.users(address) == []
 
         record = await service.get(registration_id=registered.registration_id)

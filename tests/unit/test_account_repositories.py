@@ -162,15 +162,20 @@ def test_the_nth_failure_in_the_window_locks_and_a_clear_starts_afresh(engine: E
     window = timedelta(minutes=15)
 
     def fail(at: datetime) -> datetime | None:
-        return throttle.record_failure(email_key="k1", now=at, max_failures=3, window=window)
+        return throttle.record_failure(
+            email_key="k1", source_key="s1", now=at, max_failures=3, window=window
+        )
 
     assert fail(T0) is None
     assert fail(T0 + timedelta(minutes=1)) is None
     locked = fail(T0 + timedelta(minutes=2))
     assert locked == T0 + timedelta(minutes=17)
-    assert throttle.locked_until(email_key="k1", now=T0 + timedelta(minutes=3)) == locked
-    assert throttle.locked_until(email_key="k1", now=locked) is None
-    assert throttle.locked_until(email_key="other", now=T0) is None
+    assert (
+        throttle.locked_until(email_key="k1", source_key="s1", now=T0 + timedelta(minutes=3))
+        == locked
+    )
+    assert throttle.locked_until(email_key="k1", source_key="s1", now=locked) is None
+    assert throttle.locked_until(email_key="other", source_key="s1", now=T0) is None
 
     # Failures further apart than the window never add up to a lock.
     assert fail(T0 + timedelta(hours=1)) is None
@@ -192,7 +197,11 @@ def test_concurrent_failures_are_all_counted(engine: Engine) -> None:
         start.wait()
         for _ in range(5):
             locked = throttle.record_failure(
-                email_key="k2", now=T0, max_failures=40, window=timedelta(minutes=15)
+                email_key="k2",
+                source_key="s2",
+                now=T0,
+                max_failures=40,
+                window=timedelta(minutes=15),
             )
             if locked is not None:
                 locks.append(locked)

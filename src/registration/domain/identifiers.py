@@ -99,3 +99,10 @@ def is_token(value: str) -> bool:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def limit_key(secret_key: bytes, limit: str, subject: str) -> str:
+    """What the abuse limits keep of a subject (a mailbox, a network address) under a limit:
+    a keyed hash, so that the database names no one."""
+    message = f"limit:{limit}\0{subject}".encode()
+    return hmac.new(secret_key, message, hashlib.sha256).hexdigest()

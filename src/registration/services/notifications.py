@@ -29,6 +29,7 @@ from registration.domain.identifiers import (
 )
 from registration.domain.records import NotificationRecord
 from registration.domain.validation import for_field, normalize_email, text_violation
+from registration.services.abuse_limits import AbuseLimits
 from registration.services.temporal_calls import calling_temporal, delivery_from_state, query_state
 from registration.services.workflow_inputs import email_retry_settings
 from registration.settings import Settings
@@ -53,15 +54,22 @@ class EnrollmentRequest:
 
 class NotificationService:
     def __init__(
-        self, *, settings: Settings, client: Client, notifications: NotificationRepository
+        self,
+        *,
+        settings: Settings,
+        client: Client,
+        notifications: NotificationRepository,
+        limits: AbuseLimits,
     ) -> None:
         self._settings = settings
         self._client = client
         self._notifications = notifications
+        self._limits = limits
 
-    async def notify_enrollment(self, request: EnrollmentRequest) -> str:
+    async def notify_enrollment(self, request: EnrollmentRequest, *, source: str) -> str:
         """The notification id; the same for every delivery of one order."""
         details = _validated(request)
+        await self._limits.email(recipient=details.organizer_email, source=source)
         notification_id = notification_id_for_order(details.order_id)
         s = self._settings
         try:

@@ -43,6 +43,7 @@ from registration.domain.records import ResetRecord
 from registration.domain.statuses import PasswordResetStatus
 from registration.domain.validation import normalize_email
 from registration.services import password_policy as policy
+from registration.services.abuse_limits import AbuseLimits
 from registration.services.temporal_calls import WorkflowClosed, calling_temporal, execute_update
 from registration.services.workflow_inputs import email_retry_settings, resend_policy
 from registration.settings import Settings
@@ -62,19 +63,23 @@ class PasswordResetService:
         settings: Settings,
         client: Client,
         resets: PasswordResetRepository,
+        limits: AbuseLimits,
         hasher: PasswordHasher,
         secret_key: bytes,
     ) -> None:
         self._settings = settings
         self._client = client
         self._resets = resets
+        self._limits = limits
         self._hasher = hasher
         self._secret_key = secret_key
 
-    async def request(self, *, email: str) -> None:
+    async def request(self, *, email: str, source: str) -> None:
         normalized, problem = normalize_email(email)
         if problem is not None or normalized is None:
             raise InvalidArgument([problem or FieldViolation("email", "is required")])
+        # Counted whether or not the address has an account: the limits tell none apart.
+        await self._limits.email(recipient=normalized, source=source)
         key = email_key(self._secret_key, normalized)
         s = self._settings
         requested_at = utcnow()
@@ -102,7 +107,7 @@ class PasswordResetService:
             )
         log.info("password reset requested (%s)", password_reset_workflow_id(key))
 
-    async def reset(self, *, token: str, new_password: str) -> None:
+    async def reset(self, *, token: str, new_password: str, source: str) -> None:
         if not is_token(token):
             raise InvalidArgument([FieldViolation("token", "is not a password reset token")])
         record = _usable(
@@ -114,6 +119,8 @@ class PasswordResetService:
         )
         if problem is not None:
             raise InvalidArgument([problem])
+        # "Your password was changed" goes out to the address.
+        await self._limits.email(recipient=record.email, source=source)
         password_hash = await in_hashing_thread(self._hasher.hash, password)
 
         try:

@@ -58,6 +58,7 @@ from registration.domain.identifiers import (
 from registration.domain.records import RegistrationRecord
 from registration.domain.statuses import RegistrationStatus
 from registration.domain.validation import normalize_email
+from registration.services.abuse_limits import AbuseLimits
 from registration.services.password_policy import new_password
 from registration.services.temporal_calls import (
     WorkflowClosed,
@@ -114,17 +115,22 @@ class RegistrationService:
         settings: Settings,
         client: Client,
         repository: RegistrationRepository,
+        limits: AbuseLimits,
         hasher: PasswordHasher,
         secret_key: bytes,
     ) -> None:
         self._settings = settings
         self._client = client
         self._repository = repository
+        self._limits = limits
         self._hasher = hasher
         self._secret_key = secret_key
 
-    async def register(self, *, email: str, password: str) -> Registered:
+    async def register(self, *, email: str, password: str, source: str) -> Registered:
+        """A new registration of `email`, asked for from `source` (see abuse_limits)."""
         normalized, password = self._validated(email, password)
+        # Counted whether the address is new or taken: the limits tell no account apart.
+        await self._limits.email(recipient=normalized, source=source)
         key = email_key(self._secret_key, normalized)
         s = self._settings
         hidden = s.prevent_enumeration
@@ -326,8 +332,11 @@ class RegistrationService:
             already_verified=result.already_verified,
         )
 
-    async def resend_verification(self, *, registration_id: str) -> ResendResult:
+    async def resend_verification(self, *, registration_id: str, source: str) -> ResendResult:
         """A new verification email with a new link, if the workflow's rules allow it now."""
+        self._handle(registration_id)  # a malformed id is INVALID_ARGUMENT, and counts nothing
+        known = await in_thread(self._repository.get_registration, registration_id=registration_id)
+        await self._limits.email(recipient=known.email if known else None, source=source)
         try:
             return cast(
                 ResendResult,

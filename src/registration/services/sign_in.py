@@ -3,7 +3,8 @@
 A wrong password and an unknown address get the same answer after the same work: an unknown
 address is checked against a dummy hash made with the current parameters, and failures are
 counted under the address's keyed hash whether or not it has an account. Only the right
-password learns that an account is not verified yet.
+password learns that an account is not verified yet. Failures lock out the source they come
+from, not the address: a stranger cannot lock the owner out.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from registration.domain.identifiers import email_key
 from registration.domain.records import Credentials
 from registration.domain.statuses import RegistrationStatus
 from registration.domain.validation import normalize_email, normalize_password
+from registration.services.abuse_limits import AbuseLimits
 from registration.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,18 +53,21 @@ class SignInService:
         settings: Settings,
         repository: RegistrationRepository,
         throttle: SignInThrottleRepository,
+        limits: AbuseLimits,
         hasher: PasswordHasher,
         secret_key: bytes,
     ) -> None:
         self._settings = settings
         self._repository = repository
         self._throttle = throttle
+        self._limits = limits
         self._hasher = hasher
         self._secret_key = secret_key
         # Verified in place of a missing account's hash: as costly as a real one.
         self._dummy_hash = hasher.hash(secrets.token_urlsafe(16))
 
-    async def authenticate(self, *, email: str, password: str) -> SignedIn:
+    async def authenticate(self, *, email: str, password: str, source: str) -> SignedIn:
+        """Sign-in from `source` (the caller's network address, see abuse_limits)."""
         normalized, problem = normalize_email(email)
         violations = [problem] if problem is not None else []
         # No length rules here: an account may predate today's policy.
@@ -70,8 +75,10 @@ class SignInService:
             violations.append(FieldViolation("password", "is required"))
         if violations or normalized is None:
             raise InvalidArgument(violations)
+        await self._limits.sign_in(source=source)
         key = email_key(self._secret_key, normalized)
-        locked_until = await in_thread(self._throttle.locked_until, email_key=key, now=utcnow())
+        pair = {"email_key": key, "source_key": self._limits.source_key(source)}
+        locked_until = await in_thread(self._throttle.locked_until, **pair, now=utcnow())
         if locked_until is not None:
             raise TryLater(
                 "too many failed sign-ins for this address; try again later",
@@ -85,7 +92,7 @@ class SignInService:
         if matched is None or credentials is None:
             locked = await in_thread(
                 self._throttle.record_failure,
-                email_key=key,
+                **pair,
                 now=utcnow(),
                 max_failures=self._settings.sign_in_max_failures,
                 window=self._settings.sign_in_lockout,
@@ -96,7 +103,7 @@ class SignInService:
         if credentials.status is not RegistrationStatus.ACTIVE:
             raise FailedPrecondition("email not verified: open the link in the verification email")
 
-        await in_thread(self._throttle.clear, email_key=key)
+        await in_thread(self._throttle.clear, **pair)
         await self._upgrade_hash(credentials, normalize_password(password), matched=matched)
         log.info(
             "registration %s signed in",

@@ -1,4 +1,6 @@
-"""Failed sign-ins per address, counted so that many servers at once cannot lose a count."""
+"""Failed sign-ins per address and source, counted so that many servers at once cannot lose a
+count. A stranger's failures lock the stranger's source out of that address, for longer each
+time (OWASP's Authentication Cheat Sheet): the owner, elsewhere, signs in all the while."""
 
 from __future__ import annotations
 
@@ -11,35 +13,56 @@ from sqlmodel import Session, col
 
 from registration.adapters.db.tables import SignInThrottle, UtcDateTime
 
+# The longest lock, however long the run of failures.
+LONGEST_LOCK = timedelta(hours=24)
+
 
 class SignInThrottleRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def locked_until(self, *, email_key: str, now: datetime) -> datetime | None:
-        """When sign-in for this address is allowed again, if it is locked now."""
+    def locked_until(self, *, email_key: str, source_key: str, now: datetime) -> datetime | None:
+        """When this source may try this address again, if it is locked out now."""
         with Session(self._engine) as session:
-            row = session.get(SignInThrottle, email_key)
+            row = session.get(SignInThrottle, (email_key, source_key))
             if row is None or row.locked_until is None or row.locked_until <= now:
                 return None
             return row.locked_until
 
     def record_failure(
-        self, *, email_key: str, now: datetime, max_failures: int, window: timedelta
+        self,
+        *,
+        email_key: str,
+        source_key: str,
+        now: datetime,
+        max_failures: int,
+        window: timedelta,
     ) -> datetime | None:
-        """Count one failed sign-in. The `max_failures`-th failure within `window` locks the
-        address for `window`; returns until when, if this failure locked it."""
+        """Count one failed sign-in of this address from this source. The `max_failures`-th
+        failure within `window` locks the pair for `window`, twice that after the next run of
+        failures, and so on up to LONGEST_LOCK; returns until when, if this failure locked it.
+        A pair quiet for LONGEST_LOCK starts again from the shortest lock."""
         window_start = now - window
         stale = col(SignInThrottle.window_started_at) < window_start
+        pair = (col(SignInThrottle.email_key) == email_key) & (
+            col(SignInThrottle.source_key) == source_key
+        )
         for _ in range(2):
             with Session(self._engine) as session:
                 # One UPDATE that adds to the stored count: concurrent failures each count,
                 # and it takes the row's write lock before anything is read.
                 counted = session.exec(
                     update(SignInThrottle)
-                    .where(col(SignInThrottle.email_key) == email_key)
+                    .where(pair)
                     .values(
                         failures=case((stale, 1), else_=col(SignInThrottle.failures) + 1),
+                        lockouts=case(
+                            (
+                                col(SignInThrottle.window_started_at) < now - LONGEST_LOCK,
+                                0,
+                            ),
+                            else_=col(SignInThrottle.lockouts),
+                        ),
                         window_started_at=case(
                             (stale, literal(now, UtcDateTime())),
                             else_=col(SignInThrottle.window_started_at),
@@ -48,7 +71,12 @@ class SignInThrottleRepository:
                 )
                 if counted.rowcount == 0:
                     session.add(
-                        SignInThrottle(email_key=email_key, failures=1, window_started_at=now)
+                        SignInThrottle(
+                            email_key=email_key,
+                            source_key=source_key,
+                            failures=1,
+                            window_started_at=now,
+                        )
                     )
                     try:
                         session.flush()
@@ -56,20 +84,25 @@ class SignInThrottleRepository:
                         # Another server counted the first failure at the same moment.
                         session.rollback()
                         continue
-                row = session.get(SignInThrottle, email_key, populate_existing=True)
+                row = session.get(SignInThrottle, (email_key, source_key), populate_existing=True)
                 assert row is not None
                 locked = None
                 if row.failures >= max_failures:
-                    locked = now + window
+                    locked = now + min(window * 2**row.lockouts, LONGEST_LOCK)
                     row.locked_until = locked
+                    row.lockouts += 1
                     row.failures = 0
                     row.window_started_at = now
                 session.commit()
                 return locked
         raise RuntimeError("could not count a failed sign-in")
 
-    def clear(self, *, email_key: str) -> None:
-        """A successful sign-in or a password reset: the count starts afresh."""
+    def clear(self, *, email_key: str, source_key: str | None = None) -> None:
+        """A successful sign-in (from `source_key`: that pair's count starts afresh) or a
+        password reset (no source: every lock on the address is lifted)."""
+        which = col(SignInThrottle.email_key) == email_key
+        if source_key is not None:
+            which = which & (col(SignInThrottle.source_key) == source_key)
         with Session(self._engine) as session:
-            session.exec(delete(SignInThrottle).where(col(SignInThrottle.email_key) == email_key))
+            session.exec(delete(SignInThrottle).where(which))
             session.commit()

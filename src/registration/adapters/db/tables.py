@@ -124,12 +124,27 @@ class PasswordReset(SQLModel, table=True):
 
 
 class SignInThrottle(SQLModel, table=True):
-    """Recent failed sign-ins of one address, known or not, under its keyed hash: the table
-    names no address, and unknown addresses are throttled exactly like real ones."""
+    """Recent failed sign-ins of one address from one source, both under keyed hashes: the
+    table names no address, and unknown addresses are throttled exactly like real ones. A
+    stranger's failures lock that stranger out, never the owner at another source."""
 
     __tablename__ = "sign_in_throttles"
 
     email_key: str = Field(primary_key=True, max_length=64)
+    source_key: str = Field(primary_key=True, max_length=64)
     failures: int = Field(default=0)
     window_started_at: datetime = _timestamp(nullable=False)
     locked_until: datetime | None = _timestamp(nullable=True)
+    # How often this pair was locked in a row: each lock lasts twice the one before.
+    lockouts: int = Field(default=0)
+
+
+class RateLimit(SQLModel, table=True):
+    """Uses of one limit by one subject (a mailbox, a source) in the current window, under a
+    keyed hash of both: no address or network address is stored."""
+
+    __tablename__ = "rate_limits"
+
+    key: str = Field(primary_key=True, max_length=64)
+    count: int = Field(default=0)
+    window_started_at: datetime = _timestamp(nullable=False)

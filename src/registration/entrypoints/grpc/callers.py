@@ -16,8 +16,10 @@ balancers; reflection needs a caller, any caller.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +48,16 @@ PERMISSION_OF_METHOD: dict[str, GrpcPermission] = {
 }
 OPEN_SERVICES = frozenset({"grpc.health.v1.Health"})
 LOCAL_CLIENT = "local"
+# Where a caller trusted to forward it (`forwards_addresses`) says an end user's call came from.
+END_USER_ADDRESS = "end-user-address"
+# The source of the call being served: what the abuse limits count it under.
+_CALL_SOURCE: ContextVar[str] = ContextVar("call_source", default="unknown")
+
+
+def call_source() -> str:
+    """The network address the call being served comes from: the end user's, as a trusted
+    caller forwards it, else the connection's peer."""
+    return _CALL_SOURCE.get()
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,7 @@ class Callers:
                     name=LOCAL_CLIENT,
                     token_sha256=token_digest(token),
                     permissions=[PUBLIC, BACK_OFFICE],
+                    forwards_addresses=True,  # the web pages of `make run` use it
                 )
             )
         if not clients:
@@ -87,6 +100,7 @@ class Callers:
         caller = self._identify(context)
         if isinstance(caller, Refusal):
             return caller
+        _CALL_SOURCE.set(source_of(caller, context))
         if service != SERVICE_NAME:
             return None  # reflection: any caller may learn the API's shape
         needed = PERMISSION_OF_METHOD.get(name)
@@ -119,6 +133,26 @@ class Callers:
             grpc.StatusCode.UNAUTHENTICATED,
             "this call needs a credential: a bearer token or a client certificate",
         )
+
+
+def source_of(caller: GrpcClient, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    if caller.forwards_addresses:
+        forwarded = [v for k, v in context.invocation_metadata() or () if k == END_USER_ADDRESS]
+        if forwarded and (address := _address(str(forwarded[-1]))) is not None:
+            return address
+    # "ipv4:203.0.113.7:50001", "ipv6:[2001:db8::1]:50001", or a Unix socket's path.
+    peer = context.peer() or "unknown"
+    kind, _, rest = peer.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        return _address(rest.rpartition(":")[0].strip("[]")) or peer
+    return peer
+
+
+def _address(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return None
 
 
 def token_digest(token: str) -> str:

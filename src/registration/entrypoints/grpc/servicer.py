@@ -16,6 +16,7 @@ from google.protobuf.message_factory import GetMessageClass
 from grpc_status import rpc_status
 
 from registration.domain.errors import FieldViolation, InvalidArgument, RegistrationError
+from registration.entrypoints.grpc.callers import call_source
 from registration.entrypoints.grpc.messages import (
     REGISTRATION_STATUS,
     SERVICE_NAME,
@@ -100,7 +101,7 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
     @_rpc
     async def RegisterUser(self, request: pb.RegisterUserRequest) -> pb.RegisterUserResponse:
         result = await self._services.registration.register(
-            email=request.email, password=request.password
+            email=request.email, password=request.password, source=call_source()
         )
         return pb.RegisterUserResponse(
             registration_id=result.registration_id,
@@ -135,7 +136,7 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         self, request: pb.ResendVerificationEmailRequest
     ) -> pb.ResendVerificationEmailResponse:
         result = await self._services.registration.resend_verification(
-            registration_id=request.registration_id
+            registration_id=request.registration_id, source=call_source()
         )
         return pb.ResendVerificationEmailResponse(
             registration_id=result.registration_id,
@@ -153,7 +154,7 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
     @_rpc
     async def Authenticate(self, request: pb.AuthenticateRequest) -> pb.AuthenticateResponse:
         signed_in = await self._services.sign_in.authenticate(
-            email=request.email, password=request.password
+            email=request.email, password=request.password, source=call_source()
         )
         return pb.AuthenticateResponse(user_id=signed_in.user_id)
 
@@ -161,13 +162,13 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
     async def RequestPasswordReset(
         self, request: pb.RequestPasswordResetRequest
     ) -> pb.RequestPasswordResetResponse:
-        await self._services.password_reset.request(email=request.email)
+        await self._services.password_reset.request(email=request.email, source=call_source())
         return pb.RequestPasswordResetResponse()
 
     @_rpc
     async def ResetPassword(self, request: pb.ResetPasswordRequest) -> pb.ResetPasswordResponse:
         await self._services.password_reset.reset(
-            token=request.token, new_password=request.new_password
+            token=request.token, new_password=request.new_password, source=call_source()
         )
         return pb.ResetPasswordResponse()
 
@@ -184,7 +185,8 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
                 offering_name=request.offering_name,
                 enrollee_email=request.enrollee_email,
                 enrolled_at=optional_datetime(request, "enrolled_at"),
-            )
+            ),
+            source=call_source(),
         )
         return pb.NotifyEnrollmentResponse(notification_id=notification_id)
 

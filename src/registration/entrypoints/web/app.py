@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from registration.entrypoints.grpc.callers import END_USER_ADDRESS
 from registration.entrypoints.grpc.client import open_channel
 from registration.entrypoints.web.errors import (
     GENERAL,
@@ -34,6 +35,7 @@ from registration.entrypoints.web.security import (
     CSRF_FIELD,
     Csrf,
     SecurityHeaders,
+    browser_address,
 )
 from registration.settings import Settings
 from registration.v1 import registration_pb2 as pb
@@ -96,6 +98,12 @@ class Pages:
         finally:
             await self._channel.close()
 
+    def on_behalf_of(self, request: Request) -> tuple[tuple[str, str]]:
+        """The browser's address, which the server counts abuse limits under: this client
+        is one it trusts to say so (`forwards_addresses`)."""
+        address = browser_address(request, self._settings.web_trusted_proxies)
+        return ((END_USER_ADDRESS, address),)
+
     @property
     def api(self) -> pb_grpc.RegistrationServiceStub:
         assert self.stub is not None, "the app has not started"
@@ -140,6 +148,7 @@ class Pages:
             reply = await self.api.RegisterUser(
                 pb.RegisterUserRequest(email=email, password=password),
                 timeout=CALL_TIMEOUT_SECONDS,
+                metadata=self.on_behalf_of(request),
             )
         except grpc.aio.AioRpcError as err:
             problems = problems_of(err, REGISTER_ERRORS)
@@ -157,7 +166,7 @@ class Pages:
     async def check_inbox(self, request: Request) -> HTMLResponse:
         registration_id = request.path_params["registration_id"]
         hidden = self._settings.prevent_enumeration
-        status = None if hidden else await self._status(registration_id)
+        status = None if hidden else await self._status(request, registration_id)
         return self.render(
             request,
             "check_inbox.html",
@@ -172,15 +181,16 @@ class Pages:
             # A registration's live state would tell a new address from a taken one (whose
             # registration id leads nowhere): in this mode no registration's is shown.
             return JSONResponse({"error": "no status is shown in enumeration-safe mode"}, 404)
-        status = await self._status(request.path_params["registration_id"])
+        status = await self._status(request, request.path_params["registration_id"])
         return JSONResponse(status, status_code=200 if status else 404)
 
-    async def _status(self, registration_id: str) -> dict[str, Any] | None:
+    async def _status(self, request: Request, registration_id: str) -> dict[str, Any] | None:
         """What the check-your-inbox page shows: no address, nothing personal."""
         try:
             reply = await self.api.GetRegistration(
                 pb.GetRegistrationRequest(registration_id=registration_id),
                 timeout=CALL_TIMEOUT_SECONDS,
+                metadata=self.on_behalf_of(request),
             )
         except grpc.aio.AioRpcError:
             return None
@@ -218,6 +228,7 @@ class Pages:
             await self.api.ResendVerificationEmail(
                 pb.ResendVerificationEmailRequest(registration_id=registration_id),
                 timeout=CALL_TIMEOUT_SECONDS,
+                metadata=self.on_behalf_of(request),
             )
         except grpc.aio.AioRpcError as err:
             notice = {
@@ -275,6 +286,7 @@ class Pages:
             await self.api.ResetPassword(
                 pb.ResetPasswordRequest(token=token, new_password=password),
                 timeout=CALL_TIMEOUT_SECONDS,
+                metadata=self.on_behalf_of(request),
             )
         except grpc.aio.AioRpcError as err:
             if (
@@ -303,6 +315,7 @@ class Pages:
             await self.api.RequestPasswordReset(
                 pb.RequestPasswordResetRequest(email=form.get("email", "")),
                 timeout=CALL_TIMEOUT_SECONDS,
+                metadata=self.on_behalf_of(request),
             )
         except grpc.aio.AioRpcError as err:
             return self.render(
@@ -328,6 +341,7 @@ class Pages:
             reply = await self.api.Authenticate(
                 pb.AuthenticateRequest(email=email, password=form.get("password", "")),
                 timeout=CALL_TIMEOUT_SECONDS,
+                metadata=self.on_behalf_of(request),
             )
         except grpc.aio.AioRpcError as err:
             problems = problems_of(err, SIGN_IN_ERRORS)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import secrets
+from collections.abc import Sequence
 
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
@@ -97,3 +99,29 @@ class SecurityHeaders(BaseHTTPMiddleware):
                 path="/",
             )
         return response
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def browser_address(request: Request, trusted_proxies: Sequence[Network]) -> str:
+    """The browser's network address: the peer's, unless the peer is a trusted proxy; then
+    the nearest address in X-Forwarded-For that is not one (the others a browser could have
+    written itself)."""
+    peer = request.client.host if request.client else ""
+    chain = [peer]
+    if _trusted(peer, trusted_proxies):
+        forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+        chain = [peer, *reversed([a.strip() for a in forwarded.split(",") if a.strip()])]
+    for address in chain:
+        if not _trusted(address, trusted_proxies):
+            return address
+    return chain[-1]
+
+
+def _trusted(address: str, trusted_proxies: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted_proxies)
