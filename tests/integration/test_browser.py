@@ -133,7 +133,7 @@ async def test_a_bad_password_and_a_taken_address_show_next_to_their_fields(
     base = stack.devstack.env["PUBLIC_BASE_URL"]
     await register_in_the_browser(page, base, new_address("short"), "short")
     problem = page.locator(".problem[data-field=password]")
-    await expect(problem).to_have_text("Must be at least 12 characters.")
+    await expect(problem).to_have_text("Must be at least 15 characters.")
     await expect(page.locator("#password")).to_have_attribute("aria-invalid", "true")
     await expect(page.locator(".problem[data-field=email]")).to_have_count(0)
 
