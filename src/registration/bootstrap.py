@@ -45,6 +45,7 @@ from workflows.password_reset import PasswordResetWorkflow
 from workflows.registration import RegistrationWorkflow
 from workflows.registration_attempt import RegistrationAttemptNoticeWorkflow
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
+from workflows.signal_guard import SignalGuard
 
 # On SIGTERM running activities get this long to finish before they are cancelled.
 WORKER_SHUTDOWN_GRACE = timedelta(seconds=10)
@@ -203,6 +204,7 @@ def build_workers(client: Client, settings: Settings, activities: Activities) ->
             ],
             max_cached_workflows=settings.worker_max_cached_workflows,
             graceful_shutdown_timeout=WORKER_SHUTDOWN_GRACE,
+            interceptors=[SignalGuard()],
         ),
         Worker(
             client,
@@ -224,5 +226,6 @@ def build_workers(client: Client, settings: Settings, activities: Activities) ->
             max_task_queue_activities_per_second=settings.notification_sends_per_second,
             max_cached_workflows=settings.worker_max_cached_workflows,
             graceful_shutdown_timeout=WORKER_SHUTDOWN_GRACE,
+            interceptors=[SignalGuard()],
         ),
     ]

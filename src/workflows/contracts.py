@@ -15,6 +15,10 @@ from enum import StrEnum
 from registration.domain.email_kinds import EmailKind
 from registration.domain.statuses import DeliveryStatus, PasswordResetStatus, RegistrationStatus
 
+# The patch after which a signal counts only with its proof (ResetRequested); `verify`
+# carries none and verifies nothing.
+SIGNALS_CARRY_PROOF = "signals-carry-proof"
+
 
 class LinkPurpose(StrEnum):
     """What the link in an email does; each has its own page and its own token domain."""
@@ -154,11 +158,13 @@ class PasswordResetState:
 
 @dataclass
 class ResetRequested:
-    """The signal every RequestPasswordReset sends. It arrives encrypted for this workflow,
-    which only a holder of the payload keys can make: the proof that the request came
-    through the API, not from whoever can reach Temporal."""
+    """The signal every RequestPasswordReset sends. It arrives encrypted for this workflow and
+    naming its type, which only a holder of the payload keys can make: the proof that the
+    request came through the API, not from whoever can reach Temporal. `requested_at` keeps
+    one from being sent again later: a run counts only requests made since it began."""
 
     email_key: str
+    requested_at: datetime | None = None
 
 
 @dataclass

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         open_password_reset,
     )
     from workflows.contracts import (
+        SIGNALS_CARRY_PROOF,
         AccountEmailInput,
         CompleteResetInput,
         DeliveryState,
@@ -44,9 +45,8 @@ with workflow.unsafe.imports_passed_through():
 
 # The signal every RequestPasswordReset sends (with the start, or to the running workflow).
 REQUESTED_SIGNAL = "requested"
-# The patch after which a signal counts only with its proof: an argument encrypted for this
-# workflow (a signal from whoever can reach Temporal carries none).
-SIGNALS_CARRY_PROOF = "signals-carry-proof"
+# How far the server's clock may run behind Temporal's when it signs a request.
+REQUEST_CLOCK_SKEW = timedelta(minutes=1)
 STOPPED_USED = "stopped: the password was reset before this email was confirmed sent"
 # The patch after which a request arriving with the deadline is served by a new reset.
 REQUEST_AT_THE_DEADLINE = "request-at-the-deadline-starts-a-new-reset"
@@ -143,14 +143,19 @@ class PasswordResetWorkflow:
 
     @workflow.signal(name=REQUESTED_SIGNAL)
     def requested(self, request: ResetRequested | None = None) -> None:
-        # Before signals had to carry proof, any `requested` signal counted; a run that
-        # began before then replays as it ran.
-        if workflow.patched(SIGNALS_CARRY_PROOF) and (
-            request is None or request.email_key != self._input.email_key
-        ):
+        # Runs that began before signals carried proof replay as they ran, and keep counting
+        # any request until they end. (Arguments that fit no parameter: signal_guard.)
+        if workflow.patched(SIGNALS_CARRY_PROOF) and not self._proven(request):
             workflow.logger.warning("a reset request without proof ignored")
             return
         self._requests += 1
+
+    def _proven(self, request: object) -> bool:
+        """A request the server made for this address, since this run began."""
+        if not isinstance(request, ResetRequested) or request.email_key != self._input.email_key:
+            return False
+        started = workflow.info().workflow_start_time - REQUEST_CLOCK_SKEW
+        return request.requested_at is not None and request.requested_at >= started
 
     @workflow.update(name="reset_password")
     async def reset_password(self, request: ResetPasswordRequest) -> None:

@@ -1,4 +1,4 @@
-"""RegistrationWorkflow: owns one registration from "user saved" to ACTIVE or REGISTRATION_EXPIRED.
+"""RegistrationWorkflow: owns one registration from "user saved" to ACTIVE or EXPIRED.
 
 Deterministic code only: every side effect is an activity, time comes from `workflow.now()`.
 """
@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         start_new_verification,
     )
     from workflows.contracts import (
+        SIGNALS_CARRY_PROOF,
         ActivateUserInput,
         CreatePendingUserInput,
         ExpireUserInput,
@@ -48,8 +49,6 @@ with workflow.unsafe.imports_passed_through():
 EXPIRED_BEFORE_SENT = "registration expired before the email was sent"
 STOPPED_VERIFIED = "stopped: the address was verified before this email was confirmed sent"
 REPLACED_BY_RESEND = "stopped: a resend replaced this link before it was confirmed sent"
-# The patch after which a signal counts only with its proof; `verify` carries none.
-SIGNALS_CARRY_PROOF = "signals-carry-proof"
 
 
 @workflow.defn
@@ -217,9 +216,9 @@ class RegistrationWorkflow:
 
     @workflow.signal(name="verify")
     def verify(self) -> None:
-        """Once let an operator verify from the Temporal web UI or CLI. A signal proves nothing
-        (anyone who can reach Temporal can send it), so it verifies nothing now; a run that
-        began before replays as it ran."""
+        """Verifies nothing: anyone who can reach Temporal can send a signal, so it proves
+        nothing (an operator confirms with ConfirmRegistration). Runs that began before
+        replay as they ran."""
         if workflow.patched(SIGNALS_CARRY_PROOF):
             workflow.logger.warning("verify signal ignored: a signal proves nothing")
             return

@@ -35,6 +35,7 @@ from workflows.contracts import (
     SendEmailResult,
 )
 from workflows.registration import RegistrationWorkflow
+from workflows.signal_guard import SignalGuard
 
 FAST_RETRY = EmailRetrySettings(
     initial_interval_seconds=0.1,
@@ -194,6 +195,8 @@ async def run_harness(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[H
         task_queue=task_queue,
         workflows=[RegistrationWorkflow],
         activities=fakes.all(),
+        # As the worker runs them: a signal whose arguments fit no handler is dropped.
+        interceptors=[SignalGuard()],
     ):
         harness = Harness(time_skipping_env, task_queue, fakes)
         try:

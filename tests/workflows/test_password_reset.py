@@ -42,6 +42,7 @@ from workflows.contracts import (
     SendEmailResult,
 )
 from workflows.password_reset import REQUESTED_SIGNAL, STOPPED_USED, PasswordResetWorkflow
+from workflows.signal_guard import SignalGuard
 
 Handle = WorkflowHandle[PasswordResetWorkflow, PasswordResetState]
 NEW_HASH = "$argon2id$v=19$m=19456,t=2,p=1$bmV3$aGFzaA"
@@ -136,7 +137,7 @@ class ResetHarness:
             id=f"wf-{input.reset_id}",
             task_queue=self.task_queue,
             start_signal=REQUESTED_SIGNAL,
-            start_signal_args=[ResetRequested(email_key=input.email_key)],
+            start_signal_args=[requested(input, now)],
         )
         self.started.append(handle)
         return input, handle
@@ -163,6 +164,8 @@ async def reset_harness(
         task_queue=task_queue,
         workflows=[PasswordResetWorkflow, AccountEmailWorkflow],
         activities=fakes.all(),
+        # As the worker runs them: a signal whose arguments fit no handler is dropped.
+        interceptors=[SignalGuard()],
     ):
         harness = ResetHarness(time_skipping_env, task_queue, fakes)
         try:
@@ -287,9 +290,13 @@ async def test_without_an_active_account_nothing_is_sent(reset_harness: ResetHar
     assert fakes.opened[0].email == input.email
 
 
-def requested(input: PasswordResetInput) -> ResetRequested:
+def requested(input: PasswordResetInput, at: datetime) -> ResetRequested:
     """A request as the server signals it: with its proof."""
-    return ResetRequested(email_key=input.email_key)
+    return ResetRequested(email_key=input.email_key, requested_at=at)
+
+
+async def request_again(harness: ResetHarness, handle: Handle, input: PasswordResetInput) -> None:
+    await handle.signal(REQUESTED_SIGNAL, requested(input, await harness.env.get_current_time()))
 
 
 async def test_a_request_without_its_proof_sends_nothing(reset_harness: ResetHarness) -> None:
@@ -300,9 +307,13 @@ async def test_a_request_without_its_proof_sends_nothing(reset_harness: ResetHar
 
     await handle.signal(REQUESTED_SIGNAL)  # as anyone with Temporal access can send it
     await handle.signal(REQUESTED_SIGNAL, ResetRequested(email_key="x" * 26))  # another address's
+    # A genuine request of earlier, sent again (it lies in the history): from before this run.
+    await handle.signal(REQUESTED_SIGNAL, requested(input, input.requested_at - timedelta(hours=1)))
+    # Malformed: the handler takes and ignores what it cannot use, and the run goes on.
+    await handle.signal(REQUESTED_SIGNAL, args=["one", "two"])
     await reset_harness.env.sleep(1)
     assert len(reset_emails_sent(await handle.query(PasswordResetWorkflow.state))) == 1
-    await handle.signal(REQUESTED_SIGNAL, requested(input))
+    await request_again(reset_harness, handle, input)
     await state_when(
         handle, lambda s: len(reset_emails_sent(s)) == 2, what="the email a proven request sends"
     )
@@ -316,17 +327,17 @@ async def test_a_repeated_request_resends_the_same_link_within_cooldown_and_limi
     input, handle = await reset_harness.start(resend=ResendPolicy(cooldown_seconds=60, limit=1))
     await state_when(handle, reset_emails_sent, what="the reset email sent")
 
-    await handle.signal(REQUESTED_SIGNAL, requested(input))  # within the cooldown: nothing
+    await request_again(reset_harness, handle, input)  # within the cooldown: nothing
     await reset_harness.env.sleep(1)
     assert len(reset_emails_sent(await handle.query(PasswordResetWorkflow.state))) == 1
     assert len(fakes.sent) == 1
     await reset_harness.env.sleep(60)
-    await handle.signal(REQUESTED_SIGNAL, requested(input))  # past it: the same link once more
+    await request_again(reset_harness, handle, input)  # past it: the same link once more
     state = await state_when(
         handle, lambda s: len(reset_emails_sent(s)) == 2, what="a second reset email"
     )
     await reset_harness.env.sleep(61)
-    await handle.signal(REQUESTED_SIGNAL, requested(input))  # the limit (one) is spent
+    await request_again(reset_harness, handle, input)  # the limit (one) is spent
     await reset_harness.env.sleep(1)
     state = await handle.query(PasswordResetWorkflow.state)
     assert len(reset_emails_sent(state)) == 2
@@ -392,7 +403,7 @@ async def test_a_request_while_the_reset_closes_starts_a_new_reset(
 ) -> None:
     fakes = reset_harness.fakes
     input, handle = await closing_at_the_deadline(reset_harness)
-    await handle.signal(REQUESTED_SIGNAL, requested(input))
+    await request_again(reset_harness, handle, input)
     assert fakes.hold_expiry is not None
     fakes.hold_expiry.set()
 

@@ -115,6 +115,11 @@ async def test_a_verify_signal_verifies_nothing(harness: Harness) -> None:
     await wait_for_sent(handle)
 
     await handle.signal(RegistrationWorkflow.verify)
+    await handle.signal("verify", args=["with", "arguments"])  # taken and ignored
+    # The run's own start input, sent back as the update's argument: its fields hold the
+    # registration id, but it is no VerifyEmailRequest.
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update("verify_email", input)
     await harness.env.sleep(1)
     state = await handle.query(RegistrationWorkflow.state)
     assert state.status is RegistrationStatus.PENDING_VERIFICATION

@@ -25,6 +25,7 @@ from workflows.enrollment_notification import EnrollmentNotificationWorkflow
 from workflows.password_reset import PasswordResetWorkflow
 from workflows.registration import RegistrationWorkflow
 from workflows.registration_attempt import RegistrationAttemptNoticeWorkflow
+from workflows.signal_guard import SignalGuard
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 SAVED = sorted(HISTORIES.glob("*.json"))
@@ -68,6 +69,7 @@ def activity_types(path: Path) -> list[str]:
 async def test_a_saved_history_replays_on_todays_code(path: Path) -> None:
     replayer = Replayer(
         workflows=WORKFLOWS,
+        interceptors=[SignalGuard()],
         # The namespace the histories ran in: a payload is bound to it too.
         namespace="default",
         data_converter=encrypted_data_converter(
@@ -88,6 +90,7 @@ BOUND = sorted(HISTORIES.glob("*.workflow-bound-payloads.json"))
 async def test_a_history_of_workflow_bound_payloads_replays_with_no_legacy_key(path: Path) -> None:
     replayer = Replayer(
         workflows=WORKFLOWS,
+        interceptors=[SignalGuard()],
         # The namespace the histories ran in: a payload is bound to it too.
         namespace="default",
         data_converter=encrypted_data_converter(

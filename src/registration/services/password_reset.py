@@ -103,7 +103,7 @@ class PasswordResetService:
                 task_queue=s.temporal_task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 start_signal=REQUESTED_SIGNAL,
-                start_signal_args=[ResetRequested(email_key=key)],
+                start_signal_args=[ResetRequested(email_key=key, requested_at=requested_at)],
             )
         log.info("password reset requested (%s)", password_reset_workflow_id(key))
 

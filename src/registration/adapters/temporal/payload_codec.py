@@ -22,6 +22,8 @@ import copy
 import dataclasses
 import logging
 import os
+import types
+import typing
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +51,10 @@ REFUSED_ENCODING = b"binary/refused"
 KEY_ID_METADATA = "encryption-key-id"
 NAMESPACE_METADATA = "encryption-namespace"
 WORKFLOW_ID_METADATA = "encryption-workflow-id"
+# Inside the ciphertext: the dataclass a payload was made from (see PayloadConverter).
+CONTRACT_TYPE_METADATA = "contract-type"
+# Set on a decrypted payload that was bound to no workflow (an upgrade's legacy payload).
+LEGACY_METADATA = "encryption-legacy"
 NONCE_BYTES = 12
 KEY_BYTES = 32
 
@@ -146,10 +152,22 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
     def _decrypt_or_refuse(self, payload: Payload) -> Payload:
         try:
             self._check_belongs_here(payload)
-            return self._decrypt(payload)
-        except PayloadRefused as refused:
+            plain = self._decrypt(payload)
+        except Exception as err:
+            # Raised, it would fail the whole workflow task, and a signal stays in the
+            # history: one malformed signal would stop its workflow for good.
+            refused = (
+                err
+                if isinstance(err, PayloadRefused)
+                else PayloadRefused(f"it is malformed ({type(err).__name__})")
+            )
             log.warning("payload refused: %s", refused)
             return Payload(metadata={"encoding": REFUSED_ENCODING}, data=str(refused).encode())
+        if WORKFLOW_ID_METADATA not in payload.metadata:
+            # From before payloads were bound (accepted above only for a legacy key): the
+            # converter then takes it without a contract type.
+            plain.metadata[LEGACY_METADATA] = b"1"
+        return plain
 
     def _check_belongs_here(self, payload: Payload) -> None:
         if not _is_encrypted(payload):
@@ -213,13 +231,57 @@ class RefusedPayloadConverter(EncodingPayloadConverter):
 
 
 class PayloadConverter(CompositePayloadConverter):
-    """The SDK's default converters, and the refused payloads' own (last: it encodes nothing)."""
+    """The SDK's default converters, and the refused payloads' own (last: it encodes nothing).
+
+    Each payload made from a dataclass names it (inside the ciphertext), and a payload decodes
+    into a dataclass only if it names that one: a workflow's own start input, sent back as an
+    update's argument, is refused, though both are of that workflow and the update's fields
+    are a subset of the input's.
+    """
 
     def __init__(self) -> None:
         super().__init__(
             *DefaultPayloadConverter.default_encoding_payload_converters,
             RefusedPayloadConverter(),
         )
+
+    def to_payloads(self, values: Sequence[Any]) -> list[Payload]:
+        payloads = super().to_payloads(values)
+        for value, payload in zip(values, payloads, strict=True):
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                payload.metadata[CONTRACT_TYPE_METADATA] = type(value).__qualname__.encode()
+        return payloads
+
+    def from_payloads(
+        self, payloads: Sequence[Payload], type_hints: list[type] | None = None
+    ) -> list[Any]:
+        for payload, hint in zip(payloads, type_hints or [], strict=False):
+            _check_contract_type(payload, hint)
+        return super().from_payloads(payloads, type_hints)
+
+
+def _check_contract_type(payload: Payload, hint: Any) -> None:
+    expected = _contract_types(hint)
+    if not expected or payload.metadata.get("encoding") in (b"binary/null", REFUSED_ENCODING):
+        return
+    named = payload.metadata.get(CONTRACT_TYPE_METADATA)
+    if named is None:
+        if payload.metadata.get(LEGACY_METADATA) == b"1":
+            return
+        raise PayloadRefused(f"payload refused: it names no type where {expected} is expected")
+    if named.decode(errors="replace") not in expected:
+        raise PayloadRefused(
+            f"payload refused: a {named.decode(errors='replace')} where {expected} is expected"
+        )
+
+
+def _contract_types(hint: Any) -> set[str]:
+    """The dataclasses a type hint admits (`X`, `X | None`)."""
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return {hint.__qualname__}
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return set().union(*(_contract_types(arg) for arg in typing.get_args(hint)))
+    return set()
 
 
 def encrypted_data_converter(
