@@ -355,11 +355,17 @@ class Settings(BaseSettings):
     )
     rate_limit_emails_per_mailbox: RateLimitSetting = Field(
         Rate(10, timedelta(hours=1)),
-        description="Calls that send an email one mailbox may get (its case and +tag folded).",
+        description="Calls that send an email one mailbox may get (its case and +tag folded); "
+        "a reset link's own ResetPassword is not counted.",
     )
     rate_limit_emails_per_source: RateLimitSetting = Field(
         Rate(30, timedelta(hours=1)),
         description="Calls that send an email one source may make.",
+    )
+    rate_limit_notifications_per_mailbox: RateLimitSetting = Field(
+        Rate(300, timedelta(hours=1)),
+        description="NotifyEnrollment calls one organizer's mailbox may get (no source is "
+        "counted: the back office speaks for every enrollment).",
     )
     password_reset_timeout: Duration = Field(
         timedelta(hours=1), description="How long a password reset link works."

@@ -1,7 +1,8 @@
 """Abuse limits per source and per mailbox, kept in the database for every server process: a
-burst from one source is cut short and delays no one else's email, one mailbox gets only so
-many emails however its address is spelled, and a stranger's wrong passwords lock the
-stranger out (for longer each time), never the owner.
+burst from one source (however many addresses of its network it takes) is cut short and delays
+no one else's email, one mailbox gets only so many emails however its address is spelled yet a
+stranger cannot spend the owner's reset link, an organizer's notifications are counted apart,
+and a stranger's wrong passwords lock the stranger out (for longer each time), never the owner.
 
 Each test runs against a server of its own with small limits, over the stack's database, and
 speaks for sources of its own (forwarded by the local client, which may say whose call it is)."""
@@ -28,12 +29,23 @@ from registration.v1 import registration_pb2_grpc as pb_grpc
 from tests.integration.harness import Stack, token_of
 
 PASSWORD = "correct horse battery staple"
-PER_SOURCE, PER_MAILBOX, FAILURES, LOCKOUT_SECONDS = 5, 3, 3, 2
+PER_SOURCE, PER_MAILBOX, NOTIFICATIONS, FAILURES, LOCKOUT_SECONDS = 5, 3, 2, 3, 2
+NEW_PASSWORD = "a brand new passphrase, at last"
 
 
 def new_source() -> str:
-    """An address of the documentation range, new to this run."""
-    return str(ipaddress.IPv6Address("2001:db8::") + secrets.randbits(64))
+    """An address in a /64 of the documentation range new to this run (a source is counted
+    as its /64)."""
+    return str(ipaddress.IPv6Address("2001:db8::") + (secrets.randbits(32) << 64) + 1)
+
+
+def elsewhere_in(source: str) -> str:
+    """Another address of the same /64."""
+    return str(ipaddress.IPv6Address(source) + secrets.randbits(63) + 2)
+
+
+# A back office's one address, which every notification it sends comes from.
+OFFICE = new_source()
 
 
 def speaking_for(source: str) -> tuple[tuple[str, str]]:
@@ -50,6 +62,7 @@ async def limited(stack: Stack) -> AsyncIterator[pb_grpc.RegistrationServiceStub
             "SERVER_METRICS_ADDRESS": "",
             "RATE_LIMIT_EMAILS_PER_SOURCE": f"{PER_SOURCE}/1h",
             "RATE_LIMIT_EMAILS_PER_MAILBOX": f"{PER_MAILBOX}/1h",
+            "RATE_LIMIT_NOTIFICATIONS_PER_MAILBOX": f"{NOTIFICATIONS}/1h",
             "RATE_LIMIT_SIGN_INS": "100/1h",
             "SIGN_IN_MAX_FAILURES": str(FAILURES),
             "SIGN_IN_LOCKOUT": f"{LOCKOUT_SECONDS}s",
@@ -95,11 +108,12 @@ async def test_a_burst_from_one_source_is_cut_short_and_delays_no_one_else(
     burst, bystander = new_source(), new_source()
     run = uuid.uuid4().hex[:6]
     addresses = [f"burst-{run}-{i}@example.com" for i in range(PER_SOURCE + 3)]
+    # A new address of its /64 for every call: still one source.
     answers = [
         await outcome(
             limited.RegisterUser(
                 pb.RegisterUserRequest(email=address, password=PASSWORD),
-                metadata=speaking_for(burst),
+                metadata=speaking_for(elsewhere_in(burst)),
             )
         )
         for address in addresses
@@ -138,7 +152,7 @@ async def test_one_mailbox_gets_only_so_many_emails_however_it_is_spelled(
         )
     )
     assert again is not None and limit_of(again)[0] == "MAILBOX_RATE_LIMITED"
-    # Every call that sends an email counts against the inbox: a reset request, a notice.
+    # A reset request counts against the inbox too.
     reset = await outcome(
         limited.RequestPasswordReset(
             pb.RequestPasswordResetRequest(email=f"{inbox}@example.com"),
@@ -146,21 +160,81 @@ async def test_one_mailbox_gets_only_so_many_emails_however_it_is_spelled(
         )
     )
     assert reset is not None and limit_of(reset)[0] == "MAILBOX_RATE_LIMITED"
-    notice = await outcome(
-        limited.NotifyEnrollment(
-            pb.NotifyEnrollmentRequest(
-                order_id=f"order-{uuid.uuid4().hex[:6]}",
-                organizer_email=f"{inbox}+orders@example.com",
-                enrollee_name="Mallory",
-                offering_name="a link of the attacker's",
-            ),
-            metadata=speaking_for(new_source()),
-        )
-    )
-    assert notice is not None and limit_of(notice)[0] == "MAILBOX_RATE_LIMITED"
     await stack.wait_for_message(spellings[-1])
     delivered = [m for s in spellings for m in stack.messages_to(s)]
     assert len(delivered) == PER_MAILBOX
+
+
+async def test_a_stranger_cannot_spend_the_owners_reset_link(
+    stack: Stack, limited: pb_grpc.RegistrationServiceStub
+) -> None:
+    owner_source, inbox = new_source(), f"forgetful-{uuid.uuid4().hex[:6]}"
+    address = f"{inbox}@example.com"
+    owner = speaking_for(owner_source)
+    await limited.RegisterUser(
+        pb.RegisterUserRequest(email=address, password=PASSWORD), metadata=owner
+    )
+    [welcome] = await stack.wait_for_message(address)
+    await limited.VerifyEmail(pb.VerifyEmailRequest(token=token_of(welcome)), metadata=owner)
+    await limited.RequestPasswordReset(
+        pb.RequestPasswordResetRequest(email=address), metadata=owner
+    )
+    _, _, link = await stack.wait_for_message(address, count=3)  # after verify and welcome
+    assert link["Subject"].startswith("Reset your")
+    # A stranger fills the inbox's count, from sources of its own.
+    answers = [
+        await outcome(
+            limited.RegisterUser(
+                pb.RegisterUserRequest(email=f"{inbox}+{i}@example.com", password=PASSWORD),
+                metadata=speaking_for(new_source()),
+            )
+        )
+        for i in range(PER_MAILBOX)
+    ]
+    refused = answers[-1]
+    assert refused is not None and limit_of(refused)[0] == "MAILBOX_RATE_LIMITED"
+    # The link the owner holds still sets a new password.
+    await limited.ResetPassword(
+        pb.ResetPasswordRequest(token=token_of(link), new_password=NEW_PASSWORD), metadata=owner
+    )
+    signed_in = await limited.Authenticate(
+        pb.AuthenticateRequest(email=address, password=NEW_PASSWORD), metadata=owner
+    )
+    assert signed_in.user_id
+
+
+async def test_an_organizer_gets_so_many_notifications_counted_apart_from_emails(
+    stack: Stack, limited: pb_grpc.RegistrationServiceStub
+) -> None:
+    inbox = f"organizer-{uuid.uuid4().hex[:6]}"
+
+    async def notify(spelling: str) -> grpc.aio.AioRpcError | None:
+        # All from the same back office: no source is counted.
+        return await outcome(
+            limited.NotifyEnrollment(
+                pb.NotifyEnrollmentRequest(
+                    order_id=f"order-{uuid.uuid4().hex[:8]}",
+                    organizer_email=spelling,
+                    enrollee_name="Eddie Enrollee",
+                    offering_name="Pottery for Beginners",
+                ),
+                metadata=speaking_for(OFFICE),
+            )
+        )
+
+    # The inbox's email count is spent; its notifications are not.
+    for i in range(PER_MAILBOX):
+        await limited.RegisterUser(
+            pb.RegisterUserRequest(email=f"{inbox}+{i}@example.com", password=PASSWORD),
+            metadata=speaking_for(new_source()),
+        )
+    answers = [await notify(f"{inbox}+orders{i}@example.com") for i in range(NOTIFICATIONS + 1)]
+    assert answers[:NOTIFICATIONS] == [None] * NOTIFICATIONS
+    refused = answers[-1]
+    assert refused is not None and limit_of(refused)[0] == "NOTIFICATION_RATE_LIMITED"
+    # More notifications than PER_SOURCE from the one office, to other organizers, all go out.
+    for _ in range(PER_SOURCE + 1):
+        assert await notify(f"organizer-{uuid.uuid4().hex[:6]}@example.com") is None
 
 
 async def test_a_stranger_cannot_lock_the_owner_out(

@@ -184,8 +184,7 @@ async def test_a_notification_queue_without_workers_never_slows_registration(
             organizer_name="",
             enrollee_name="Eddie Enrollee",
             offering_name="Pottery for Beginners",
-        ),
-        source="192.0.2.1",
+        )
     )
     handle = client.get_workflow_handle(workflow_id_for_notification(notification_id))
     try:

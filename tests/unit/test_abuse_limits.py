@@ -1,5 +1,6 @@
-"""The parts of the abuse limits: counting in windows on both databases, the lock that grows,
-who may say whose call it is, the browser's address behind proxies, and the settings."""
+"""The parts of the abuse limits: counting in windows on both databases, forgetting what no
+longer counts, the lock that grows, who may say whose call it is, the browser's address behind
+proxies, a source's network, and the settings."""
 
 from __future__ import annotations
 
@@ -10,30 +11,57 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from starlette.requests import Request
 
-from registration.adapters.db.rate_limits import RateLimitRepository
+from registration.adapters.db.rate_limits import FORGET_BATCH, RateLimitRepository
 from registration.adapters.db.sign_in_throttle import LONGEST_LOCK, SignInThrottleRepository
+from registration.adapters.db.tables import RateLimit, SignInThrottle
 from registration.entrypoints.grpc.callers import END_USER_ADDRESS, source_of
 from registration.entrypoints.web.security import browser_address
-from registration.services.abuse_limits import mailbox
+from registration.services.abuse_limits import mailbox, network_of
 from registration.settings import GrpcClient, Rate, Settings
 
 T0 = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 
+def take(limits: RateLimitRepository, key: str, now: datetime) -> datetime | None:
+    return limits.take(key=key, allowed=3, window=HOUR, now=now, forget_before=now - HOUR)
+
+
+def rows(engine: Engine, table: type[RateLimit] | type[SignInThrottle]) -> int:
+    with Session(engine) as session:
+        return session.execute(select(func.count()).select_from(table)).scalar_one()
+
+
 def test_a_window_allows_so_many_uses_then_says_when_it_ends(engine: Engine) -> None:
     limits = RateLimitRepository(engine)
-    answers = [
-        limits.take(key="k", allowed=3, window=HOUR, now=T0 + timedelta(minutes=i))
-        for i in range(5)
-    ]
+    answers = [take(limits, "k", T0 + timedelta(minutes=i)) for i in range(5)]
     assert answers == [None, None, None, T0 + HOUR, T0 + HOUR]
     # Another key counts apart; a new window starts afresh.
-    assert limits.take(key="other", allowed=3, window=HOUR, now=T0) is None
-    assert limits.take(key="k", allowed=3, window=HOUR, now=T0 + HOUR) is None
+    assert take(limits, "other", T0) is None
+    assert take(limits, "k", T0 + HOUR) is None
+
+
+def test_ended_windows_are_forgotten_as_new_ones_begin(engine: Engine) -> None:
+    limits = RateLimitRepository(engine)
+    for i in range(FORGET_BATCH + 5):
+        take(limits, f"once-{i}", T0)
+    assert rows(engine, RateLimit) == FORGET_BATCH + 5
+    # Still counting within the hour: nothing is forgotten.
+    take(limits, "new", T0 + HOUR - timedelta(seconds=1))
+    assert rows(engine, RateLimit) == FORGET_BATCH + 6
+    # An hour on, each new subject forgets a batch of the ended windows.
+    later = T0 + HOUR
+    take(limits, "newer", later)
+    assert rows(engine, RateLimit) == 5 + 2  # a batch forgotten: 5 old ones left, 2 counting
+    take(limits, "newest", later)
+    assert rows(engine, RateLimit) == 3  # the 3 still counting
+    # A forgotten subject counts from one again.
+    assert [take(limits, "once-0", later) for _ in range(4)] == [None, None, None, later + HOUR]
 
 
 def test_a_lock_grows_with_each_run_of_failures_and_spares_other_sources(engine: Engine) -> None:
@@ -53,12 +81,38 @@ def test_a_lock_grows_with_each_run_of_failures_and_spares_other_sources(engine:
     assert run_of_failures(later) == later + 2 * HOUR
     even_later = later + 3 * HOUR
     assert run_of_failures(even_later) == even_later + 4 * HOUR
-    # Quiet for a day: back to the shortest lock; and never longer than a day.
-    quiet = even_later + LONGEST_LOCK + 5 * HOUR
+    # Each run as soon as the lock before it ends, until the lock is a day long.
+    ends = even_later + 4 * HOUR
+    for lock in (8 * HOUR, 16 * HOUR, LONGEST_LOCK, LONGEST_LOCK):
+        assert run_of_failures(ends) == ends + lock
+        ends += lock
+    # Right after a day's lock the run goes on: the day counts from when a lock ends.
+    soon = ends + timedelta(minutes=1)
+    assert run_of_failures(soon) == soon + LONGEST_LOCK
+    # Quiet for a day after the last lock ends: back to the shortest lock.
+    quiet = soon + LONGEST_LOCK + LONGEST_LOCK
     assert run_of_failures(quiet) == quiet + HOUR
     # A password reset lifts every lock on the address.
     throttle.clear(email_key="owner")
     assert throttle.locked_until(**pair, now=quiet) is None
+
+
+def test_quiet_pairs_are_forgotten_as_new_ones_fail(engine: Engine) -> None:
+    throttle = SignInThrottleRepository(engine)
+
+    def fail(source: str, now: datetime, times: int = 1) -> None:
+        for _ in range(times):
+            throttle.record_failure(
+                email_key="owner", source_key=source, now=now, max_failures=3, window=HOUR
+            )
+
+    fail("locked", T0, times=3)  # locked for the hour after T0
+    fail("failed once", T0)
+    # A day after its last failure a pair is forgotten; a day after its lock ends, a locked one.
+    fail("a day on", T0 + LONGEST_LOCK)
+    assert rows(engine, SignInThrottle) == 2
+    fail("a day after the lock", T0 + HOUR + LONGEST_LOCK)
+    assert rows(engine, SignInThrottle) == 2
 
 
 @dataclass
@@ -118,6 +172,21 @@ def test_the_browser_address_passes_trusted_proxies_only(
     peer: str, forwarded: str | None, expected: str
 ) -> None:
     assert browser_address(request_from(peer, forwarded), PROXIES) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "network"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),
+        ("unix:/run/registration.sock", "unix:/run/registration.sock"),
+    ],
+    ids=["ipv4", "ipv6", "the same /64", "ipv4 mapped into ipv6", "not an address"],
+)
+def test_a_source_is_counted_as_its_network(source: str, network: str) -> None:
+    assert network_of(source) == network
 
 
 def test_a_mailbox_is_counted_with_case_and_tag_folded() -> None:

@@ -66,10 +66,10 @@ class NotificationService:
         self._notifications = notifications
         self._limits = limits
 
-    async def notify_enrollment(self, request: EnrollmentRequest, *, source: str) -> str:
+    async def notify_enrollment(self, request: EnrollmentRequest) -> str:
         """The notification id; the same for every delivery of one order."""
         details = _validated(request)
-        await self._limits.email(recipient=details.organizer_email, source=source)
+        await self._limits.notification(recipient=details.organizer_email)
         notification_id = notification_id_for_order(details.order_id)
         s = self._settings
         try:

@@ -119,8 +119,9 @@ class PasswordResetService:
         )
         if problem is not None:
             raise InvalidArgument([problem])
-        # "Your password was changed" goes out to the address.
-        await self._limits.email(recipient=record.email, source=source)
+        # "Your password was changed" goes out to the address; the token proves the caller
+        # reads that mailbox, so the mailbox's count (a stranger's to fill) is not asked.
+        await self._limits.email(recipient=None, source=source)
         password_hash = await in_hashing_thread(self._hasher.hash, password)
 
         try:

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, literal, update
+from sqlalchemy import case, delete, func, literal, select, tuple_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from registration.adapters.db.tables import SignInThrottle, UtcDateTime
 
-# The longest lock, however long the run of failures.
+# The longest lock, however long the run of failures; and how long a pair must be quiet after
+# its last lock ends (or its last failure) before its run starts again and it may be forgotten.
 LONGEST_LOCK = timedelta(hours=24)
+# Quiet pairs forgotten by each new one: more than one, so forgetting outpaces counting.
+FORGET_BATCH = 100
 
 
 class SignInThrottleRepository:
@@ -41,9 +44,13 @@ class SignInThrottleRepository:
         """Count one failed sign-in of this address from this source. The `max_failures`-th
         failure within `window` locks the pair for `window`, twice that after the next run of
         failures, and so on up to LONGEST_LOCK; returns until when, if this failure locked it.
-        A pair quiet for LONGEST_LOCK starts again from the shortest lock."""
-        window_start = now - window
-        stale = col(SignInThrottle.window_started_at) < window_start
+        A pair quiet for LONGEST_LOCK after its last lock ends starts again from the shortest
+        lock."""
+        stale = col(SignInThrottle.window_started_at) <= now - window
+        # A lock is set with its window's start, so the lock ends last when there is one.
+        last_heard = func.coalesce(
+            col(SignInThrottle.locked_until), col(SignInThrottle.window_started_at)
+        )
         pair = (col(SignInThrottle.email_key) == email_key) & (
             col(SignInThrottle.source_key) == source_key
         )
@@ -57,10 +64,7 @@ class SignInThrottleRepository:
                     .values(
                         failures=case((stale, 1), else_=col(SignInThrottle.failures) + 1),
                         lockouts=case(
-                            (
-                                col(SignInThrottle.window_started_at) < now - LONGEST_LOCK,
-                                0,
-                            ),
+                            (last_heard <= now - LONGEST_LOCK, 0),
                             else_=col(SignInThrottle.lockouts),
                         ),
                         window_started_at=case(
@@ -84,6 +88,7 @@ class SignInThrottleRepository:
                         # Another server counted the first failure at the same moment.
                         session.rollback()
                         continue
+                    self._forget_quiet(session, before=now - max(window, LONGEST_LOCK))
                 row = session.get(SignInThrottle, (email_key, source_key), populate_existing=True)
                 assert row is not None
                 locked = None
@@ -96,6 +101,25 @@ class SignInThrottleRepository:
                 session.commit()
                 return locked
         raise RuntimeError("could not count a failed sign-in")
+
+    @staticmethod
+    def _forget_quiet(session: Session, *, before: datetime) -> None:
+        """Forget pairs neither counting nor locked since `before`: nothing of theirs matters
+        any more. Said without coalesce, so the index on window_started_at serves it."""
+        quiet = (
+            select(col(SignInThrottle.email_key), col(SignInThrottle.source_key))
+            .where(
+                col(SignInThrottle.window_started_at) <= before,
+                col(SignInThrottle.locked_until).is_(None)
+                | (col(SignInThrottle.locked_until) <= before),
+            )
+            .limit(FORGET_BATCH)
+        )
+        session.exec(
+            delete(SignInThrottle).where(
+                tuple_(col(SignInThrottle.email_key), col(SignInThrottle.source_key)).in_(quiet)
+            )
+        )
 
     def clear(self, *, email_key: str, source_key: str | None = None) -> None:
         """A successful sign-in (from `source_key`: that pair's count starts afresh) or a

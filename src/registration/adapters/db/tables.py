@@ -35,8 +35,8 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _timestamp(*, nullable: bool) -> Any:
-    return Field(default=None, sa_column=Column(UtcDateTime(), nullable=nullable))
+def _timestamp(*, nullable: bool, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UtcDateTime(), nullable=nullable, index=index))
 
 
 def _state(enum: type[StrEnum]) -> Any:
@@ -133,7 +133,8 @@ class SignInThrottle(SQLModel, table=True):
     email_key: str = Field(primary_key=True, max_length=64)
     source_key: str = Field(primary_key=True, max_length=64)
     failures: int = Field(default=0)
-    window_started_at: datetime = _timestamp(nullable=False)
+    # Indexed for forgetting quiet pairs (sign_in_throttle).
+    window_started_at: datetime = _timestamp(nullable=False, index=True)
     locked_until: datetime | None = _timestamp(nullable=True)
     # How often this pair was locked in a row: each lock lasts twice the one before.
     lockouts: int = Field(default=0)
@@ -147,4 +148,5 @@ class RateLimit(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64)
     count: int = Field(default=0)
-    window_started_at: datetime = _timestamp(nullable=False)
+    # Indexed for forgetting ended windows (rate_limits).
+    window_started_at: datetime = _timestamp(nullable=False, index=True)

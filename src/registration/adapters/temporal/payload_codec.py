@@ -163,7 +163,7 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
             )
             log.warning("payload refused: %s", refused)
             return Payload(metadata={"encoding": REFUSED_ENCODING}, data=str(refused).encode())
-        if WORKFLOW_ID_METADATA not in payload.metadata:
+        if self._workflow is not None and WORKFLOW_ID_METADATA not in payload.metadata:
             # From before payloads were bound (accepted above only for a legacy key): the
             # converter then takes it without a contract type.
             plain.metadata[LEGACY_METADATA] = b"1"

@@ -185,8 +185,7 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
                 offering_name=request.offering_name,
                 enrollee_email=request.enrollee_email,
                 enrolled_at=optional_datetime(request, "enrolled_at"),
-            ),
-            source=call_source(),
+            )
         )
         return pb.NotifyEnrollmentResponse(notification_id=notification_id)
 
