@@ -132,6 +132,18 @@ async def test_each_caller_calls_what_its_permissions_allow(
         ]
         for call in back_office:
             assert await code_of(call) is grpc.StatusCode.PERMISSION_DENIED
+        # What the person who registered may see is public: nothing personal in it.
+        shown = await stub.GetRegistrationStatus(
+            pb.GetRegistrationStatusRequest(registration_id=registered.registration_id),
+            metadata=with_token(SHOP_TOKEN),
+        )
+        assert shown.status == pb.REGISTRATION_STATUS_PENDING_VERIFICATION
+        assert address not in str(shown) and shown.resends_remaining > 0
+        nowhere = stub.GetRegistrationStatus(
+            pb.GetRegistrationStatusRequest(registration_id=REGISTRATION_ID),
+            metadata=with_token(SHOP_TOKEN),
+        )
+        assert await code_of(nowhere) is grpc.StatusCode.NOT_FOUND
 
         got = await stub.GetRegistration(
             pb.GetRegistrationRequest(registration_id=registered.registration_id),
@@ -186,14 +198,18 @@ async def test_an_operator_confirms_an_address_by_hand(stack: Stack, clients_ser
 
 @pytest.fixture(scope="module")
 def mutual_tls(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pki]]:
-    """A server that speaks TLS and demands a client certificate of its CA; the web pages'
-    certificate (common name `web`) is the one caller it lists."""
+    """A server that speaks TLS and demands a client certificate of its CA; it lists the web
+    pages' certificate (common name `web`) for the public methods, as the compose file does,
+    and an operator's (`office`) for the back office."""
     pki = Pki.make(
-        tmp_path_factory.mktemp("grpc-pki"), server="server", clients=("web", "intruder")
+        tmp_path_factory.mktemp("grpc-pki"),
+        server="server",
+        clients=("web", "office", "intruder"),
     )
     address = f"127.0.0.1:{free_port()}"
     clients = [
-        {"name": "web-pages", "certificate": "web", "permissions": ["public", "back_office"]}
+        {"name": "web-pages", "certificate": "web", "permissions": ["public"]},
+        {"name": "operators", "certificate": "office", "permissions": ["back_office"]},
     ]
     stack.devstack.start_server(
         "server-mtls",
@@ -230,7 +246,16 @@ async def test_a_client_certificate_of_the_ca_is_a_caller(
         registered = await stub.RegisterUser(
             pb.RegisterUserRequest(email=new_address("mtls"), password=PASSWORD)
         )
-        got = await stub.GetRegistration(
+        shown = await stub.GetRegistrationStatus(
+            pb.GetRegistrationStatusRequest(registration_id=registered.registration_id)
+        )
+        assert shown.status == pb.REGISTRATION_STATUS_PENDING_VERIFICATION
+        beyond = stub.GetRegistration(
+            pb.GetRegistrationRequest(registration_id=registered.registration_id)
+        )
+        assert await code_of(beyond) is grpc.StatusCode.PERMISSION_DENIED
+    async with open_channel(as_client(stack, pki, "office"), address) as channel:
+        got = await pb_grpc.RegistrationServiceStub(channel).GetRegistration(
             pb.GetRegistrationRequest(registration_id=registered.registration_id)
         )
         assert got.registration.registration_id == registered.registration_id
@@ -247,12 +272,12 @@ async def test_a_client_certificate_of_the_ca_is_a_caller(
         assert await code_of(without) is grpc.StatusCode.UNAVAILABLE
 
 
-def client_env(pki: Pki, address: str) -> dict[str, str]:
+def client_env(pki: Pki, address: str, name: str) -> dict[str, str]:
     return {
         "GRPC_ADDRESS": address,
         "GRPC_CA_FILE": str(pki.pem("ca")),
-        "GRPC_CLIENT_CERT_FILE": str(pki.pem("web")),
-        "GRPC_CLIENT_KEY_FILE": str(pki.key("web")),
+        "GRPC_CLIENT_CERT_FILE": str(pki.pem(name)),
+        "GRPC_CLIENT_KEY_FILE": str(pki.key(name)),
         "GRPC_LOCAL_TOKEN_FILE": "/none",
     }
 
@@ -272,7 +297,7 @@ def test_the_health_probe_and_the_cli_speak_mutual_tls(
     stack: Stack, mutual_tls: tuple[str, Pki]
 ) -> None:
     address, pki = mutual_tls
-    env = client_env(pki, address)
+    env = client_env(pki, address, "office")
     probe = run_module(stack, env, "registration.entrypoints.health_probe", "grpc")
     assert probe.returncode == 0, probe.stderr
     status = run_module(stack, env, "registration", "status", REGISTRATION_ID)
@@ -285,7 +310,9 @@ def test_the_health_probe_and_the_cli_speak_mutual_tls(
 async def test_the_web_pages_speak_mutual_tls(stack: Stack, mutual_tls: tuple[str, Pki]) -> None:
     address, pki = mutual_tls
     base = f"http://127.0.0.1:{free_port()}"
-    stack.devstack.start_web("web-mtls", {**client_env(pki, address), "PUBLIC_BASE_URL": base})
+    stack.devstack.start_web(
+        "web-mtls", {**client_env(pki, address, "web"), "PUBLIC_BASE_URL": base}
+    )
     try:
         async with httpx.AsyncClient(base_url=base) as web:
             await web.get("/")
@@ -294,6 +321,10 @@ async def test_the_web_pages_speak_mutual_tls(stack: Stack, mutual_tls: tuple[st
             page = await web.post("/register", data=form, follow_redirects=True)
             assert "cannot answer" not in page.text
             assert page.status_code == 200
+            # The page's live status needs only the public methods.
+            status = await web.get(f"{page.url.path}/status.json")
+            assert status.status_code == 200
+            assert status.json()["registration"] == "PENDING_VERIFICATION"
         assert [user.email for user in stack.users(email)] == [email]
     finally:
         stack.devstack.stop("web-mtls")

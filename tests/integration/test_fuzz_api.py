@@ -44,6 +44,11 @@ DOCUMENTED = {
         grpc.StatusCode.NOT_FOUND,
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     },
+    "GetRegistrationStatus": {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    },
     "ConfirmRegistration": {
         grpc.StatusCode.INVALID_ARGUMENT,
         grpc.StatusCode.NOT_FOUND,
@@ -97,6 +102,8 @@ CALLS = st.one_of(
               EMAIL, PASSWORD),
     st.builds(lambda t: ("VerifyEmail", pb.VerifyEmailRequest(token=t)), FIELD),
     st.builds(lambda r: ("GetRegistration", pb.GetRegistrationRequest(registration_id=r)), FIELD),
+    st.builds(lambda r: ("GetRegistrationStatus",
+                         pb.GetRegistrationStatusRequest(registration_id=r)), FIELD),
     st.builds(lambda r: ("ConfirmRegistration",
                          pb.ConfirmRegistrationRequest(registration_id=r)), FIELD),
     st.builds(lambda r: ("ResendVerificationEmail",

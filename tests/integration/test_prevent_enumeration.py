@@ -59,6 +59,14 @@ async def test_taken_address_answers_like_a_new_one_and_tells_the_owner(stack: S
                 or verification["Message-ID"] == messages[0]["Message-ID"]
             )
 
+            # No registration's status is shown to the public, the owner's or the taken one's.
+            for shown in (first, again):
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await stub.GetRegistrationStatus(
+                        pb.GetRegistrationStatusRequest(registration_id=shown.registration_id)
+                    )
+                assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+
             # Invalid input is still named precisely: it reveals nothing about accounts.
             with pytest.raises(grpc.aio.AioRpcError) as bad:
                 await stub.RegisterUser(pb.RegisterUserRequest(email=address, password="short"))

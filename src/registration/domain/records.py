@@ -1,5 +1,6 @@
 """What the stores return and the services hand to the entry points: a registration with its
-emails, an email delivery, sign-in credentials, a password reset, a notification.
+emails (and what its owner may see of it), an email delivery, sign-in credentials, a password
+reset, a notification.
 
 Plain frozen dataclasses: no database session or protobuf message leaves its layer.
 """
@@ -11,7 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from registration.domain.email_kinds import EmailKind
-from registration.domain.statuses import DeliveryStatus, PasswordResetStatus, RegistrationStatus
+from registration.domain.statuses import (
+    DeliveryProblem,
+    DeliveryStatus,
+    PasswordResetStatus,
+    RegistrationStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,34 @@ class RegistrationRecord:
     deliveries: list[DeliveryRecord] = field(default_factory=list)
     next_resend_allowed_at: datetime | None = None
     resends_remaining: int = 0
+
+
+@dataclass(frozen=True)
+class RegistrationProgress:
+    """What the person who registered may see: nothing personal, no mail server's words."""
+
+    status: RegistrationStatus
+    # The newest verification email's; None before the first is recorded.
+    verification_email: DeliveryStatus | None
+    verification_email_problem: DeliveryProblem | None
+    next_resend_allowed_at: datetime | None
+    resends_remaining: int
+
+    @classmethod
+    def of(cls, record: RegistrationRecord) -> RegistrationProgress:
+        emails = [d for d in record.deliveries if d.kind is EmailKind.VERIFICATION]
+        newest = emails[-1] if emails else None
+        failed = newest is not None and newest.status is DeliveryStatus.FAILED
+        pending = record.status is RegistrationStatus.PENDING_VERIFICATION
+        return cls(
+            status=record.status,
+            verification_email=newest.status if newest else None,
+            verification_email_problem=(
+                DeliveryProblem.of(newest.last_error or "") if newest and failed else None
+            ),
+            next_resend_allowed_at=record.next_resend_allowed_at if pending else None,
+            resends_remaining=record.resends_remaining if pending else 0,
+        )
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ from registration.domain.identifiers import (
     workflow_id_for_email_key,
     workflow_id_for_registration,
 )
-from registration.domain.records import RegistrationRecord
+from registration.domain.records import RegistrationProgress, RegistrationRecord
 from registration.domain.statuses import RegistrationStatus
 from registration.domain.validation import normalize_email
 from registration.services.abuse_limits import AbuseLimits
@@ -382,6 +382,13 @@ class RegistrationService:
         if state.registration_id != registration_id:
             raise NotFound("no such registration")
         return _record_from_state(state)
+
+    async def progress(self, *, registration_id: str) -> RegistrationProgress:
+        """What the person holding the registration id may see of it."""
+        if self._settings.prevent_enumeration:
+            # A taken address's registration id leads nowhere: its state would tell.
+            raise FailedPrecondition("no registration's status is shown in enumeration-safe mode")
+        return RegistrationProgress.of(await self.get(registration_id=registration_id))
 
     async def ping_temporal(self) -> None:
         if not await self._client.service_client.check_health():

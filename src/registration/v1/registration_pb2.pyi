@@ -24,6 +24,14 @@ class DeliveryStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DELIVERY_STATUS_SENT: _ClassVar[DeliveryStatus]
     DELIVERY_STATUS_FAILED: _ClassVar[DeliveryStatus]
 
+class DeliveryProblem(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DELIVERY_PROBLEM_UNSPECIFIED: _ClassVar[DeliveryProblem]
+    DELIVERY_PROBLEM_ADDRESS_REFUSED: _ClassVar[DeliveryProblem]
+    DELIVERY_PROBLEM_PREPARING: _ClassVar[DeliveryProblem]
+    DELIVERY_PROBLEM_REPLACED: _ClassVar[DeliveryProblem]
+    DELIVERY_PROBLEM_SERVER_UNREACHABLE: _ClassVar[DeliveryProblem]
+
 class EmailKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     EMAIL_KIND_UNSPECIFIED: _ClassVar[EmailKind]
@@ -42,6 +50,11 @@ DELIVERY_STATUS_UNSPECIFIED: DeliveryStatus
 DELIVERY_STATUS_PENDING: DeliveryStatus
 DELIVERY_STATUS_SENT: DeliveryStatus
 DELIVERY_STATUS_FAILED: DeliveryStatus
+DELIVERY_PROBLEM_UNSPECIFIED: DeliveryProblem
+DELIVERY_PROBLEM_ADDRESS_REFUSED: DeliveryProblem
+DELIVERY_PROBLEM_PREPARING: DeliveryProblem
+DELIVERY_PROBLEM_REPLACED: DeliveryProblem
+DELIVERY_PROBLEM_SERVER_UNREACHABLE: DeliveryProblem
 EMAIL_KIND_UNSPECIFIED: EmailKind
 EMAIL_KIND_VERIFICATION: EmailKind
 EMAIL_KIND_WELCOME: EmailKind
@@ -120,6 +133,26 @@ class ResendVerificationEmailResponse(_message.Message):
     next_resend_allowed_at: _timestamp_pb2.Timestamp
     resends_remaining: int
     def __init__(self, registration_id: _Optional[str] = ..., next_resend_allowed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resends_remaining: _Optional[int] = ...) -> None: ...
+
+class GetRegistrationStatusRequest(_message.Message):
+    __slots__ = ("registration_id",)
+    REGISTRATION_ID_FIELD_NUMBER: _ClassVar[int]
+    registration_id: str
+    def __init__(self, registration_id: _Optional[str] = ...) -> None: ...
+
+class GetRegistrationStatusResponse(_message.Message):
+    __slots__ = ("status", "verification_email", "verification_email_problem", "next_resend_allowed_at", "resends_remaining")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_EMAIL_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_EMAIL_PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RESEND_ALLOWED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESENDS_REMAINING_FIELD_NUMBER: _ClassVar[int]
+    status: RegistrationStatus
+    verification_email: DeliveryStatus
+    verification_email_problem: DeliveryProblem
+    next_resend_allowed_at: _timestamp_pb2.Timestamp
+    resends_remaining: int
+    def __init__(self, status: _Optional[_Union[RegistrationStatus, str]] = ..., verification_email: _Optional[_Union[DeliveryStatus, str]] = ..., verification_email_problem: _Optional[_Union[DeliveryProblem, str]] = ..., next_resend_allowed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resends_remaining: _Optional[int] = ...) -> None: ...
 
 class GetRegistrationRequest(_message.Message):
     __slots__ = ("registration_id",)

@@ -49,6 +49,11 @@ class RegistrationServiceStub:
                 request_serializer=registration_dot_v1_dot_registration__pb2.ResendVerificationEmailRequest.SerializeToString,
                 response_deserializer=registration_dot_v1_dot_registration__pb2.ResendVerificationEmailResponse.FromString,
                 _registered_method=True)
+        self.GetRegistrationStatus = channel.unary_unary(
+                '/registration.v1.RegistrationService/GetRegistrationStatus',
+                request_serializer=registration_dot_v1_dot_registration__pb2.GetRegistrationStatusRequest.SerializeToString,
+                response_deserializer=registration_dot_v1_dot_registration__pb2.GetRegistrationStatusResponse.FromString,
+                _registered_method=True)
         self.GetRegistration = channel.unary_unary(
                 '/registration.v1.RegistrationService/GetRegistration',
                 request_serializer=registration_dot_v1_dot_registration__pb2.GetRegistrationRequest.SerializeToString,
@@ -109,6 +114,16 @@ class RegistrationServiceServicer:
         """Sends a new verification email whose link replaces the previous one (the old link stops
         working). The workflow enforces a cooldown between emails and a limit on resends; the
         verification deadline does not move.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRegistrationStatus(self, request, context):
+        """What the person who registered may see of it, by the id RegisterUser answered: its status
+        and its verification email's, nothing personal (no address, no user id, no mail server
+        reply). Refused with FAILED_PRECONDITION in enumeration-safe mode, where a registration's
+        state would tell a taken address from a new one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -188,6 +203,11 @@ def add_RegistrationServiceServicer_to_server(servicer, server):
                     servicer.ResendVerificationEmail,
                     request_deserializer=registration_dot_v1_dot_registration__pb2.ResendVerificationEmailRequest.FromString,
                     response_serializer=registration_dot_v1_dot_registration__pb2.ResendVerificationEmailResponse.SerializeToString,
+            ),
+            'GetRegistrationStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRegistrationStatus,
+                    request_deserializer=registration_dot_v1_dot_registration__pb2.GetRegistrationStatusRequest.FromString,
+                    response_serializer=registration_dot_v1_dot_registration__pb2.GetRegistrationStatusResponse.SerializeToString,
             ),
             'GetRegistration': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRegistration,
@@ -306,6 +326,33 @@ class RegistrationService:
             '/registration.v1.RegistrationService/ResendVerificationEmail',
             registration_dot_v1_dot_registration__pb2.ResendVerificationEmailRequest.SerializeToString,
             registration_dot_v1_dot_registration__pb2.ResendVerificationEmailResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRegistrationStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/registration.v1.RegistrationService/GetRegistrationStatus',
+            registration_dot_v1_dot_registration__pb2.GetRegistrationStatusRequest.SerializeToString,
+            registration_dot_v1_dot_registration__pb2.GetRegistrationStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

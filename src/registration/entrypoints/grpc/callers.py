@@ -41,6 +41,7 @@ PERMISSION_OF_METHOD: dict[str, GrpcPermission] = {
     "Authenticate": PUBLIC,
     "RequestPasswordReset": PUBLIC,
     "ResetPassword": PUBLIC,
+    "GetRegistrationStatus": PUBLIC,
     "GetRegistration": BACK_OFFICE,
     "ConfirmRegistration": BACK_OFFICE,
     "NotifyEnrollment": BACK_OFFICE,

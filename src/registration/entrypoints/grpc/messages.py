@@ -10,8 +10,13 @@ from google.protobuf.message import Message
 
 from registration.domain.email_kinds import EmailKind
 from registration.domain.errors import FieldViolation, InvalidArgument
-from registration.domain.records import DeliveryRecord, NotificationRecord, RegistrationRecord
-from registration.domain.statuses import DeliveryStatus, RegistrationStatus
+from registration.domain.records import (
+    DeliveryRecord,
+    NotificationRecord,
+    RegistrationProgress,
+    RegistrationRecord,
+)
+from registration.domain.statuses import DeliveryProblem, DeliveryStatus, RegistrationStatus
 from registration.v1 import registration_pb2 as pb
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RegistrationService"].full_name
@@ -25,6 +30,12 @@ DELIVERY_STATUS = {
     DeliveryStatus.PENDING: pb.DELIVERY_STATUS_PENDING,
     DeliveryStatus.SENT: pb.DELIVERY_STATUS_SENT,
     DeliveryStatus.FAILED: pb.DELIVERY_STATUS_FAILED,
+}
+DELIVERY_PROBLEM = {
+    DeliveryProblem.ADDRESS_REFUSED: pb.DELIVERY_PROBLEM_ADDRESS_REFUSED,
+    DeliveryProblem.PREPARING: pb.DELIVERY_PROBLEM_PREPARING,
+    DeliveryProblem.REPLACED: pb.DELIVERY_PROBLEM_REPLACED,
+    DeliveryProblem.SERVER_UNREACHABLE: pb.DELIVERY_PROBLEM_SERVER_UNREACHABLE,
 }
 EMAIL_KIND = {
     EmailKind.VERIFICATION: pb.EMAIL_KIND_VERIFICATION,
@@ -73,6 +84,19 @@ def registration_message(record: RegistrationRecord) -> pb.Registration:
         deliveries=[delivery_message(d) for d in record.deliveries],
         next_resend_allowed_at=timestamp(record.next_resend_allowed_at if pending else None),
         resends_remaining=record.resends_remaining if pending else 0,
+    )
+
+
+def registration_status_message(
+    progress: RegistrationProgress,
+) -> pb.GetRegistrationStatusResponse:
+    email, problem = progress.verification_email, progress.verification_email_problem
+    return pb.GetRegistrationStatusResponse(
+        status=REGISTRATION_STATUS[progress.status],
+        verification_email=DELIVERY_STATUS[email] if email else None,
+        verification_email_problem=DELIVERY_PROBLEM[problem] if problem else None,
+        next_resend_allowed_at=timestamp(progress.next_resend_allowed_at),
+        resends_remaining=progress.resends_remaining,
     )
 
 

@@ -23,6 +23,7 @@ from registration.entrypoints.grpc.messages import (
     notification_message,
     optional_datetime,
     registration_message,
+    registration_status_message,
     timestamp,
 )
 from registration.entrypoints.grpc.status_codes import error_status, status_of
@@ -143,6 +144,15 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
             next_resend_allowed_at=timestamp(result.next_resend_allowed_at),
             resends_remaining=result.resends_remaining,
         )
+
+    @_rpc
+    async def GetRegistrationStatus(
+        self, request: pb.GetRegistrationStatusRequest
+    ) -> pb.GetRegistrationStatusResponse:
+        progress = await self._services.registration.progress(
+            registration_id=request.registration_id
+        )
+        return registration_status_message(progress)
 
     @_rpc
     async def GetRegistration(

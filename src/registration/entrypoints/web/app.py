@@ -187,33 +187,30 @@ class Pages:
     async def _status(self, request: Request, registration_id: str) -> dict[str, Any] | None:
         """What the check-your-inbox page shows: no address, nothing personal."""
         try:
-            reply = await self.api.GetRegistration(
-                pb.GetRegistrationRequest(registration_id=registration_id),
+            reply = await self.api.GetRegistrationStatus(
+                pb.GetRegistrationStatusRequest(registration_id=registration_id),
                 timeout=CALL_TIMEOUT_SECONDS,
                 metadata=self.on_behalf_of(request),
             )
         except grpc.aio.AioRpcError:
             return None
-        registration = reply.registration
-        emails = [d for d in registration.deliveries if d.kind == pb.EMAIL_KIND_VERIFICATION]
-        newest = emails[-1] if emails else None
-        state = (
-            pb.DeliveryStatus.Name(newest.status).removeprefix("DELIVERY_STATUS_")
-            if newest is not None
+        email = (
+            pb.DeliveryStatus.Name(reply.verification_email).removeprefix("DELIVERY_STATUS_")
+            if reply.verification_email
             else "PENDING"
         )
         allowed_at = (
-            registration.next_resend_allowed_at.ToDatetime(tzinfo=UTC)
-            if registration.HasField("next_resend_allowed_at")
+            reply.next_resend_allowed_at.ToDatetime(tzinfo=UTC)
+            if reply.HasField("next_resend_allowed_at")
             else None
         )
         return {
-            "registration": pb.RegistrationStatus.Name(registration.status).removeprefix(
+            "registration": pb.RegistrationStatus.Name(reply.status).removeprefix(
                 "REGISTRATION_STATUS_"
             ),
-            "email": state,
-            "reason": delivery_reason(newest.last_error) if newest and state == "FAILED" else "",
-            "resends_remaining": registration.resends_remaining,
+            "email": email,
+            "reason": delivery_reason(reply.verification_email_problem),
+            "resends_remaining": reply.resends_remaining,
             "resend_allowed_at": allowed_at.isoformat() if allowed_at else None,
             "resend_allowed_now": allowed_at is not None and allowed_at <= datetime.now(UTC),
         }
@@ -253,7 +250,9 @@ class Pages:
             return form
         try:
             reply = await self.api.VerifyEmail(
-                pb.VerifyEmailRequest(token=form.get("token", "")), timeout=CALL_TIMEOUT_SECONDS
+                pb.VerifyEmailRequest(token=form.get("token", "")),
+                timeout=CALL_TIMEOUT_SECONDS,
+                metadata=self.on_behalf_of(request),
             )
         except grpc.aio.AioRpcError as err:
             outcome, message = VERIFY_OUTCOMES.get(err.code(), ("unavailable", UNAVAILABLE))

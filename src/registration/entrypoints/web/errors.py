@@ -10,6 +10,8 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from registration.v1 import registration_pb2 as pb
+
 GENERAL = ""
 
 
@@ -55,15 +57,18 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
-def delivery_reason(last_error: str) -> str:
-    """Why an email could not be delivered, for the person waiting for it."""
-    if any(code in last_error for code in ("550", "551", "553", "554", "PermanentSmtp")):
-        return (
-            "The mail server refused the address. Check that it is spelled right, or try "
-            "another one."
-        )
-    if "template" in last_error:
-        return "The email is being prepared; it will go out shortly."
-    if "stopped" in last_error:
-        return "This email was replaced by a newer one."
-    return "The mail server could not be reached for a while; we gave up on this email."
+DELIVERY_REASONS = {
+    pb.DELIVERY_PROBLEM_ADDRESS_REFUSED: (
+        "The mail server refused the address. Check that it is spelled right, or try another one."
+    ),
+    pb.DELIVERY_PROBLEM_PREPARING: "The email is being prepared; it will go out shortly.",
+    pb.DELIVERY_PROBLEM_REPLACED: "This email was replaced by a newer one.",
+    pb.DELIVERY_PROBLEM_SERVER_UNREACHABLE: (
+        "The mail server could not be reached for a while; we gave up on this email."
+    ),
+}
+
+
+def delivery_reason(problem: pb.DeliveryProblem) -> str:
+    """Why an email could not be delivered, for the person waiting for it ("" if it was)."""
+    return DELIVERY_REASONS.get(problem, "")
