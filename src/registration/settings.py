@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -649,6 +650,16 @@ def split_address(address: str) -> tuple[str, int]:
     """`host:port` → (host, port); an empty host means 127.0.0.1."""
     host, _, port = address.rpartition(":")
     return host or "127.0.0.1", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name, an address, an IPv6 address in brackets) is this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(*, needs_secrets: bool = True) -> Settings:

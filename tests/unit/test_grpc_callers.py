@@ -1,15 +1,24 @@
 """The rules of who may call the gRPC API, as configured: every method has a permission, no
-configuration means no caller in production, a token never travels in the clear beyond
-loopback."""
+configuration means no caller in production, a call with several tokens is believed for none,
+every kind of handler is checked, a token never travels in the clear beyond loopback."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 from pydantic import ValidationError
 
-from registration.entrypoints.grpc.callers import PERMISSION_OF_METHOD, Callers
+from registration.entrypoints.grpc.callers import (
+    PERMISSION_OF_METHOD,
+    SERVICE_NAME,
+    CallerCheck,
+    Callers,
+    token_digest,
+)
 from registration.entrypoints.grpc.client import open_channel, open_sync_channel
 from registration.settings import GrpcClient, Settings
 from registration.v1 import registration_pb2 as pb
@@ -53,6 +62,67 @@ def test_a_caller_proves_itself_somehow() -> None:
         GrpcClient(name="nobody", permissions=["public"])
     with pytest.raises(ValidationError):
         GrpcClient(name="shop", token_sha256="the-token-itself", permissions=["public"])
+
+
+SHOP = GrpcClient(name="shop", token_sha256=token_digest("shop"), permissions=["public"])
+REGISTER = f"/{SERVICE_NAME}/RegisterUser"
+
+
+class Aborted(Exception):
+    pass
+
+
+@dataclass
+class FakeContext:
+    metadata: list[tuple[str, str]] = field(default_factory=list)
+    aborted: tuple[grpc.StatusCode, str] | None = None
+
+    def invocation_metadata(self) -> list[tuple[str, str]]:
+        return self.metadata
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:5000"
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {}
+
+    async def abort(self, code: grpc.StatusCode, message: str) -> None:
+        self.aborted = (code, message)
+        raise Aborted
+
+
+def test_a_call_with_several_tokens_is_believed_for_none() -> None:
+    callers = Callers([SHOP])
+    one: Any = FakeContext([("authorization", "Bearer shop")])
+    assert callers.refusal(REGISTER, one) is None
+    several: Any = FakeContext([("authorization", "Bearer shop"), ("authorization", "Bearer x")])
+    refused = callers.refusal(REGISTER, several)
+    assert refused is not None and refused.code is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_client_streaming_handler_is_checked_too() -> None:
+    served = []
+
+    async def upload(requests: Any, context: Any) -> str:
+        served.append(context)
+        return "done"
+
+    async def continuation(_details: Any) -> Any:
+        return grpc.stream_unary_rpc_method_handler(upload)
+
+    @dataclass
+    class Details:
+        method: str = REGISTER
+
+    handler: Any = await CallerCheck(Callers([SHOP])).intercept_service(continuation, Details())
+    stranger = FakeContext()
+    with pytest.raises(Aborted):
+        await handler.stream_unary(iter(()), stranger)
+    assert stranger.aborted is not None and stranger.aborted[0] is grpc.StatusCode.UNAUTHENTICATED
+    assert served == []
+    shop = FakeContext([("authorization", "Bearer shop")])
+    assert await handler.stream_unary(iter(()), shop) == "done"
+    assert served == [shop]
 
 
 def test_a_token_travels_in_the_clear_only_to_loopback() -> None:

@@ -23,6 +23,8 @@ from registration.adapters.temporal.payload_codec import (
 )
 
 KEYS = PayloadKeys.parse(PayloadKeys.generate_entry("k1"))
+# After a rotation: k2 encrypts, k1 (the same key as KEYS's) still decrypts.
+ROTATED = PayloadKeys(active_id="k2", keys={"k2": os.urandom(32), **KEYS.keys})
 NAMESPACE = "default"
 
 
@@ -31,7 +33,8 @@ def plain(text: str = "secret") -> Payload:
 
 
 def codec_for(workflow_id: str, **kwargs: object) -> EncryptionCodec:
-    return EncryptionCodec(KEYS, **kwargs).with_context(  # type: ignore[arg-type]
+    keys = ROTATED if kwargs.get("legacy_key_ids") else KEYS
+    return EncryptionCodec(keys, **kwargs).with_context(  # type: ignore[arg-type]
         WorkflowSerializationContext(namespace=NAMESPACE, workflow_id=workflow_id)
     )
 
@@ -134,6 +137,12 @@ async def test_a_payload_bound_to_no_workflow_is_refused_unless_its_key_is_legac
     # Labelled, so the converter does not ask a legacy payload for a contract label.
     assert decoded.metadata.pop(LEGACY_METADATA) == b"1"
     assert decoded == plain()
+
+
+def test_the_active_key_is_never_a_legacy_one() -> None:
+    # Payloads encrypted for no workflow now (the codec endpoint's /encode) would pass anywhere.
+    with pytest.raises(ValueError, match="names the active payload key 'k1'"):
+        EncryptionCodec(KEYS, legacy_key_ids=["k1"])
 
 
 async def test_the_converter_says_why_a_refused_payload_is_not_decoded() -> None:

@@ -73,9 +73,14 @@ async def test_a_saved_history_replays_on_todays_code(path: Path) -> None:
         # The namespace the histories ran in: a payload is bound to it too.
         namespace="default",
         data_converter=encrypted_data_converter(
-            PayloadKeys.parse((HISTORIES / "payload.keys").read_text()),
             # Histories saved before payloads were bound to their workflow, as an operator
-            # upgrading would accept them (PAYLOAD_LEGACY_KEY_IDS) while those runs finish.
+            # upgrading would accept them while those runs finish: a new key first, the old
+            # one in PAYLOAD_LEGACY_KEY_IDS.
+            PayloadKeys.parse(
+                PayloadKeys.generate_entry("today")
+                + "\n"
+                + (HISTORIES / "payload.keys").read_text()
+            ),
             legacy_key_ids=["histories"],
         ),
     )

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -34,7 +33,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from registration.adapters.temporal.payload_codec import EncryptionCodec
 from registration.entrypoints.logs import configure_logging
-from registration.settings import Settings, load_settings, split_address
+from registration.settings import Settings, is_loopback, load_settings, split_address
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +158,7 @@ async def serve(settings: Settings) -> None:
                 "codec endpoint: production needs CODEC_ACCESS_TOKEN or CODEC_JWKS_URL: "
                 "whoever may call it reads every payload"
             )
-        if not _is_loopback(host):
+        if not is_loopback(host):
             raise SystemExit(
                 f"codec endpoint: without CODEC_ACCESS_TOKEN or CODEC_JWKS_URL it listens on "
                 f"a loopback address only, not {host} (CODEC_SERVER_ADDRESS)"
@@ -173,15 +172,6 @@ async def serve(settings: Settings) -> None:
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     log.info("codec endpoint listening on http://%s:%d", host, port)
     await server.serve()
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def main() -> None:

@@ -108,6 +108,13 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
     """
 
     def __init__(self, keys: PayloadKeys, *, legacy_key_ids: Collection[str] = ()) -> None:
+        if keys.active_id in legacy_key_ids:
+            # What is encrypted for no workflow now (the codec endpoint's /encode) would be
+            # accepted by every workflow.
+            raise ValueError(
+                f"PAYLOAD_LEGACY_KEY_IDS names the active payload key {keys.active_id!r}: "
+                "put a new key first in PAYLOAD_KEYS, then list the old one"
+            )
         self._active_id = keys.active_id
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.keys.items()}
         self._legacy_key_ids = frozenset(legacy_key_ids)

@@ -115,8 +115,11 @@ class Callers:
 
     def _identify(self, context: grpc.aio.ServicerContext[Any, Any]) -> GrpcClient | Refusal:
         tokens = [v for k, v in context.invocation_metadata() or () if k == "authorization"]
+        if len(tokens) > 1:
+            # Which one a proxy in between reads is anyone's guess: believe none.
+            return Refusal(grpc.StatusCode.UNAUTHENTICATED, "the call carries several tokens")
         if tokens:
-            scheme, _, token = str(tokens[-1]).partition(" ")
+            scheme, _, token = str(tokens[0]).partition(" ")
             client = self._by_token.get(token_digest(token.strip()))
             if scheme.lower() != "bearer" or client is None:
                 return Refusal(grpc.StatusCode.UNAUTHENTICATED, "the bearer token is not valid")
@@ -224,4 +227,16 @@ class CallerCheck(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        return handler  # client streaming: none of ours
+        if handler.stream_unary is not None:
+            client_streaming: Any = handler.stream_unary
+
+            async def stream_unary(requests: Any, context: Any) -> Any:
+                await check(context)
+                return await client_streaming(requests, context)
+
+            return grpc.stream_unary_rpc_method_handler(
+                stream_unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return None  # a handler of no kind known here is served to no one: UNIMPLEMENTED

@@ -7,13 +7,12 @@ A token never travels in the clear beyond a loopback address.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import grpc
 
-from registration.settings import Settings, split_address
+from registration.settings import Settings, is_loopback, split_address
 
 
 def open_channel(settings: Settings, address: str | None = None) -> grpc.aio.Channel:
@@ -65,22 +64,12 @@ def _token(
     settings: Settings, target: str, credentials: grpc.ChannelCredentials | None
 ) -> str | None:
     token = settings.client_token()
-    if token is not None and credentials is None and not _is_loopback(target):
+    if token is not None and credentials is None and not is_loopback(split_address(target)[0]):
         raise ValueError(
             f"a bearer token travels only over TLS (GRPC_CA_FILE) or to a loopback address, "
             f"not in the clear to {target}"
         )
     return token
-
-
-def _is_loopback(target: str) -> bool:
-    host, _ = split_address(target)
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _with_token(metadata: Any, token: str) -> list[tuple[str, str]]:

@@ -3,9 +3,11 @@ tokens out of referrers, caches and other sites' frames.
 
 CSRF is the signed double-submit pattern: a random value and its HMAC under SECRET_KEY in a
 SameSite=Strict, HttpOnly cookie, and the same token in each form; a POST passes only when the
-two are equal and the signature holds, so a cookie planted by someone else (from a sibling
-subdomain, say) is worth nothing. Over HTTPS the cookie is `__Host-csrf`, which browsers let
-no other host set or overwrite.
+two are equal and the signature holds, so a cookie someone else made up is worth nothing. The
+pages come before any sign-in, so no session binds the token: a genuine cookie fetched from the
+site and planted in a victim's browser (from a sibling subdomain, or over plain HTTP) would
+pass. Over HTTPS the cookie is `__Host-csrf`, which browsers let no other host set or
+overwrite; production serves the pages over HTTPS for that.
 """
 
 from __future__ import annotations
