@@ -7,12 +7,13 @@ The servers here are real processes of the stack, each configured as an operator
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
@@ -48,6 +49,17 @@ async def code_of(awaitable: object) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
+async def list_services_once_answered(
+    answered: asyncio.Event,
+) -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+    """The server refuses a caller before reading its first message; a message written after
+    the call has ended fails on the client's side (INTERNAL), hiding the server's answer. So
+    the request waits for that answer; a caller let in would wait for nothing until the call's
+    deadline (DEADLINE_EXCEEDED)."""
+    await answered.wait()
+    yield reflection_pb2.ServerReflectionRequest(list_services="")
+
+
 async def test_without_a_credential_only_health_answers(stack: Stack) -> None:
     for metadata in [(), (("authorization", "Bearer not-a-token-of-ours"),)]:
         async with grpc.aio.insecure_channel(stack.grpc_address) as channel:
@@ -61,13 +73,14 @@ async def test_without_a_credential_only_health_answers(stack: Stack) -> None:
                 pb.GetRegistrationRequest(registration_id=REGISTRATION_ID), metadata=metadata
             )
             assert await code_of(get) is grpc.StatusCode.UNAUTHENTICATED
+            answered = asyncio.Event()
             reflection = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
-                iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
-                metadata=metadata,
+                list_services_once_answered(answered), metadata=metadata, timeout=10
             )
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 async for _ in reflection:
                     pass
+            answered.set()
             assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
             health = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest()
