@@ -4,6 +4,7 @@ every kind of handler is checked, a token never travels in the clear beyond loop
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ class Aborted(Exception):
 class FakeContext:
     metadata: list[tuple[str, str]] = field(default_factory=list)
     aborted: tuple[grpc.StatusCode, str] | None = None
+    served: bool = False
 
     def invocation_metadata(self) -> list[tuple[str, str]]:
         return self.metadata
@@ -100,29 +102,59 @@ def test_a_call_with_several_tokens_is_believed_for_none() -> None:
     assert refused is not None and refused.code is grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_a_client_streaming_handler_is_checked_too() -> None:
-    served = []
+async def answer_once(request: Any, context: Any) -> str:
+    context.served = True
+    return "done"
 
-    async def upload(requests: Any, context: Any) -> str:
-        served.append(context)
-        return "done"
 
+async def answer_many(request: Any, context: Any) -> AsyncIterator[str]:
+    context.served = True
+    yield "done"
+
+
+@pytest.mark.parametrize(
+    ("make", "inner"),
+    [
+        (grpc.unary_unary_rpc_method_handler, answer_once),
+        (grpc.stream_unary_rpc_method_handler, answer_once),
+        (grpc.unary_stream_rpc_method_handler, answer_many),
+        (grpc.stream_stream_rpc_method_handler, answer_many),
+    ],
+    ids=["unary", "client streaming", "server streaming", "bidirectional"],
+)
+async def test_every_kind_of_handler_is_checked(make: Any, inner: Any) -> None:
     async def continuation(_details: Any) -> Any:
-        return grpc.stream_unary_rpc_method_handler(upload)
+        return make(inner)
 
     @dataclass
     class Details:
         method: str = REGISTER
 
     handler: Any = await CallerCheck(Callers([SHOP])).intercept_service(continuation, Details())
+    [wrapped] = [
+        h
+        for h in (
+            handler.unary_unary,
+            handler.stream_unary,
+            handler.unary_stream,
+            handler.stream_stream,
+        )
+        if h is not None
+    ]
+
+    async def call(context: FakeContext) -> list[Any]:
+        answer = wrapped(None, context)
+        if inner is answer_once:
+            return [await answer]
+        return [reply async for reply in answer]
+
     stranger = FakeContext()
     with pytest.raises(Aborted):
-        await handler.stream_unary(iter(()), stranger)
+        await call(stranger)
     assert stranger.aborted is not None and stranger.aborted[0] is grpc.StatusCode.UNAUTHENTICATED
-    assert served == []
+    assert not stranger.served
     shop = FakeContext([("authorization", "Bearer shop")])
-    assert await handler.stream_unary(iter(()), shop) == "done"
-    assert served == [shop]
+    assert await call(shop) == ["done"] and shop.served
 
 
 def test_a_token_travels_in_the_clear_only_to_loopback() -> None:

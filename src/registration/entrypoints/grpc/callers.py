@@ -188,55 +188,34 @@ class CallerCheck(grpc.aio.ServerInterceptor):
             if (refused := callers.refusal(method, context)) is not None:
                 await context.abort(refused.code, refused.message)
 
-        if handler.unary_unary is not None:
-            unary = handler.unary_unary
-
-            async def unary_unary(request: Any, context: Any) -> Any:
-                await check(context)
-                return await unary(request, context)
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+        serializers = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
         # The stubs type handlers as grpc's synchronous ones; under grpc.aio they are async.
-        if handler.stream_stream is not None:
-            streaming: Any = handler.stream_stream
+        for kind, make in (
+            ("unary_unary", grpc.unary_unary_rpc_method_handler),
+            ("stream_unary", grpc.stream_unary_rpc_method_handler),
+        ):
+            if (answer_once := getattr(handler, kind)) is not None:
 
-            async def stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
-                await check(context)
-                async for response in streaming(requests, context):
-                    yield response
+                async def answered(request: Any, context: Any, inner: Any = answer_once) -> Any:
+                    await check(context)
+                    return await inner(request, context)
 
-            return grpc.stream_stream_rpc_method_handler(
-                stream_stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            server_streaming: Any = handler.unary_stream
+                return make(answered, **serializers)
+        for kind, make in (
+            ("unary_stream", grpc.unary_stream_rpc_method_handler),
+            ("stream_stream", grpc.stream_stream_rpc_method_handler),
+        ):
+            if (answer_many := getattr(handler, kind)) is not None:
 
-            async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-                await check(context)
-                async for response in server_streaming(request, context):
-                    yield response
+                async def streamed(
+                    request: Any, context: Any, inner: Any = answer_many
+                ) -> AsyncIterator[Any]:
+                    await check(context)
+                    async for response in inner(request, context):
+                        yield response
 
-            return grpc.unary_stream_rpc_method_handler(
-                unary_stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_unary is not None:
-            client_streaming: Any = handler.stream_unary
-
-            async def stream_unary(requests: Any, context: Any) -> Any:
-                await check(context)
-                return await client_streaming(requests, context)
-
-            return grpc.stream_unary_rpc_method_handler(
-                stream_unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+                return make(streamed, **serializers)
         return None  # a handler of no kind known here is served to no one: UNIMPLEMENTED
