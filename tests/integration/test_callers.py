@@ -61,6 +61,7 @@ async def list_services_once_answered(
 
 
 async def test_without_a_credential_only_health_answers(stack: Stack) -> None:
+    """Health answers anyone, Check and Watch alike; nothing else does."""
     for metadata in [(), (("authorization", "Bearer not-a-token-of-ours"),)]:
         async with grpc.aio.insecure_channel(stack.grpc_address) as channel:
             stub = pb_grpc.RegistrationServiceStub(channel)
@@ -86,6 +87,13 @@ async def test_without_a_credential_only_health_answers(stack: Stack) -> None:
                 health_pb2.HealthCheckRequest()
             )
             assert health.status == health_pb2.HealthCheckResponse.SERVING
+            watch = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(), timeout=10
+            )
+            first = await watch.read()
+            assert isinstance(first, health_pb2.HealthCheckResponse)
+            assert first.status == health_pb2.HealthCheckResponse.SERVING
+            watch.cancel()
     assert stack.users(new_address("anon")) == []
 
 

@@ -60,8 +60,6 @@ def test_ended_windows_are_forgotten_as_new_ones_begin(engine: Engine) -> None:
     assert rows(engine, RateLimit) == 5 + 2  # a batch forgotten: 5 old ones left, 2 counting
     take(limits, "newest", later)
     assert rows(engine, RateLimit) == 3  # the 3 still counting
-    # A forgotten subject counts from one again.
-    assert [take(limits, "once-0", later) for _ in range(4)] == [None, None, None, later + HOUR]
 
 
 def test_a_lock_grows_with_each_run_of_failures_and_spares_other_sources(engine: Engine) -> None:
@@ -95,6 +93,24 @@ def test_a_lock_grows_with_each_run_of_failures_and_spares_other_sources(engine:
     # A password reset lifts every lock on the address.
     throttle.clear(email_key="owner")
     assert throttle.locked_until(**pair, now=quiet) is None
+
+
+def test_failures_after_a_lock_keep_the_run_going(engine: Engine) -> None:
+    throttle = SignInThrottleRepository(engine)
+
+    def fail(now: datetime, times: int) -> datetime | None:
+        locked = None
+        for _ in range(times):
+            locked = throttle.record_failure(
+                email_key="owner", source_key="stranger", now=now, max_failures=3, window=HOUR
+            )
+        return locked
+
+    assert fail(T0, 3) == T0 + HOUR
+    # Fewer failures than lock a pair, a day after that lock began: not a quiet day.
+    fail(T0 + LONGEST_LOCK - timedelta(minutes=30), 2)
+    later = T0 + HOUR + LONGEST_LOCK + timedelta(minutes=1)
+    assert fail(later, 3) == later + 2 * HOUR
 
 
 def test_quiet_pairs_are_forgotten_as_new_ones_fail(engine: Engine) -> None:

@@ -78,6 +78,7 @@ class FakeContext:
     metadata: list[tuple[str, str]] = field(default_factory=list)
     aborted: tuple[grpc.StatusCode, str] | None = None
     served: bool = False
+    written: list[Any] = field(default_factory=list)
 
     def invocation_metadata(self) -> list[tuple[str, str]]:
         return self.metadata
@@ -87,6 +88,9 @@ class FakeContext:
 
     def auth_context(self) -> dict[str, list[bytes]]:
         return {}
+
+    async def write(self, message: Any) -> None:
+        self.written.append(message)
 
     async def abort(self, code: grpc.StatusCode, message: str) -> None:
         self.aborted = (code, message)
@@ -112,6 +116,12 @@ async def answer_many(request: Any, context: Any) -> AsyncIterator[str]:
     yield "done"
 
 
+async def write_many(request: Any, context: Any) -> None:
+    """A streaming handler that writes its answers (gRPC health's Watch is one)."""
+    context.served = True
+    await context.write("done")
+
+
 @pytest.mark.parametrize(
     ("make", "inner"),
     [
@@ -119,8 +129,9 @@ async def answer_many(request: Any, context: Any) -> AsyncIterator[str]:
         (grpc.stream_unary_rpc_method_handler, answer_once),
         (grpc.unary_stream_rpc_method_handler, answer_many),
         (grpc.stream_stream_rpc_method_handler, answer_many),
+        (grpc.unary_stream_rpc_method_handler, write_many),
     ],
-    ids=["unary", "client streaming", "server streaming", "bidirectional"],
+    ids=["unary", "client streaming", "server streaming", "bidirectional", "written stream"],
 )
 async def test_every_kind_of_handler_is_checked(make: Any, inner: Any) -> None:
     async def continuation(_details: Any) -> Any:
@@ -144,9 +155,10 @@ async def test_every_kind_of_handler_is_checked(make: Any, inner: Any) -> None:
 
     async def call(context: FakeContext) -> list[Any]:
         answer = wrapped(None, context)
-        if inner is answer_once:
-            return [await answer]
-        return [reply async for reply in answer]
+        if inner is answer_many:
+            return [reply async for reply in answer]
+        returned = await answer
+        return context.written if inner is write_many else [returned]
 
     stranger = FakeContext()
     with pytest.raises(Aborted):

@@ -26,7 +26,7 @@ SOURCE_RATE_LIMITED = "SOURCE_RATE_LIMITED"
 SIGN_IN_RATE_LIMITED = "SIGN_IN_RATE_LIMITED"
 NOTIFICATION_RATE_LIMITED = "NOTIFICATION_RATE_LIMITED"
 
-# The prefix one subscriber is given (RFC 6177): the addresses in it are one source.
+# The least a subscriber is given (RFC 6177): the addresses in it are one source.
 IPV6_SOURCE_PREFIX = 64
 
 
@@ -113,8 +113,8 @@ class AbuseLimits:
 
 
 def network_of(source: str) -> str:
-    """The network a source is counted as. An IPv6 address stands for its /64: one subscriber
-    holds all of it, and could otherwise take a new address for every call. An IPv4 address
+    """The network a source is counted as. An IPv6 address stands for its /64, the least a
+    subscriber holds, who could otherwise take a new address for every call. An IPv4 address
     mapped into IPv6 is that IPv4 address. Anything else (a Unix socket) is itself."""
     try:
         address = ipaddress.ip_address(source)

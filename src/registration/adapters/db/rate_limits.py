@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
+from registration.adapters.db.calls import clean_up
 from registration.adapters.db.tables import RateLimit, UtcDateTime
 
 # Old rows forgotten by each new one: more than one, so forgetting outpaces counting.
@@ -54,16 +55,21 @@ class RateLimitRepository:
                         connection.execute(
                             insert(RateLimit).values(key=key, count=1, window_started_at=now)
                         )
-                        ended = (
-                            select(col(RateLimit.key))
-                            .where(col(RateLimit.window_started_at) <= forget_before)
-                            .limit(FORGET_BATCH)
-                        )
-                        connection.execute(delete(RateLimit).where(col(RateLimit.key).in_(ended)))
                         count, started = 1, now
                     else:
                         count, started = row[0], row[1]  # .count is a tuple's method
             except IntegrityError:
                 continue  # another server counted the window's first use at the same moment
+            if row is None:
+                ended = (
+                    select(col(RateLimit.key))
+                    .where(col(RateLimit.window_started_at) <= forget_before)
+                    .limit(FORGET_BATCH)
+                )
+                clean_up(
+                    self._engine,
+                    delete(RateLimit).where(col(RateLimit.key).in_(ended)),
+                    what="ended rate limit windows",
+                )
             return None if count <= allowed else started + window
         raise RuntimeError("could not count a use of a rate limit")

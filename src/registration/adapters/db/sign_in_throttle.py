@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, func, literal, select, tuple_, update
+from sqlalchemy import case, delete, literal, select, tuple_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from registration.adapters.db.calls import clean_up
 from registration.adapters.db.tables import SignInThrottle, UtcDateTime
 
 # The longest lock, however long the run of failures; and how long a pair must be quiet after
-# its last lock ends (or its last failure) before its run starts again and it may be forgotten.
+# its last lock ends, or its last window of failures starts, before its run starts again and
+# it may be forgotten.
 LONGEST_LOCK = timedelta(hours=24)
 # Quiet pairs forgotten by each new one: more than one, so forgetting outpaces counting.
 FORGET_BATCH = 100
@@ -44,13 +46,14 @@ class SignInThrottleRepository:
         """Count one failed sign-in of this address from this source. The `max_failures`-th
         failure within `window` locks the pair for `window`, twice that after the next run of
         failures, and so on up to LONGEST_LOCK; returns until when, if this failure locked it.
-        A pair quiet for LONGEST_LOCK after its last lock ends starts again from the shortest
+        A pair quiet for LONGEST_LOCK (no lock, no failure) starts again from the shortest
         lock."""
         stale = col(SignInThrottle.window_started_at) <= now - window
-        # A lock is set with its window's start, so the lock ends last when there is one.
-        last_heard = func.coalesce(
-            col(SignInThrottle.locked_until), col(SignInThrottle.window_started_at)
-        )
+        # The later of the last lock's end and the current window's start (failures after a
+        # lock keep the run going). A case, not greatest(): SQLite has none.
+        window_started = col(SignInThrottle.window_started_at)
+        locked_until = col(SignInThrottle.locked_until)
+        last_heard = case((locked_until > window_started, locked_until), else_=window_started)
         pair = (col(SignInThrottle.email_key) == email_key) & (
             col(SignInThrottle.source_key) == source_key
         )
@@ -88,7 +91,6 @@ class SignInThrottleRepository:
                         # Another server counted the first failure at the same moment.
                         session.rollback()
                         continue
-                    self._forget_quiet(session, before=now - max(window, LONGEST_LOCK))
                 row = session.get(SignInThrottle, (email_key, source_key), populate_existing=True)
                 assert row is not None
                 locked = None
@@ -99,11 +101,12 @@ class SignInThrottleRepository:
                     row.failures = 0
                     row.window_started_at = now
                 session.commit()
-                return locked
+            if counted.rowcount == 0:
+                self._forget_quiet(before=now - max(window, LONGEST_LOCK))
+            return locked
         raise RuntimeError("could not count a failed sign-in")
 
-    @staticmethod
-    def _forget_quiet(session: Session, *, before: datetime) -> None:
+    def _forget_quiet(self, *, before: datetime) -> None:
         """Forget pairs neither counting nor locked since `before`: nothing of theirs matters
         any more. Said without coalesce, so the index on window_started_at serves it."""
         quiet = (
@@ -115,10 +118,12 @@ class SignInThrottleRepository:
             )
             .limit(FORGET_BATCH)
         )
-        session.exec(
+        clean_up(
+            self._engine,
             delete(SignInThrottle).where(
                 tuple_(col(SignInThrottle.email_key), col(SignInThrottle.source_key)).in_(quiet)
-            )
+            ),
+            what="quiet sign-in throttles",
         )
 
     def clear(self, *, email_key: str, source_key: str | None = None) -> None:

@@ -16,6 +16,7 @@ balancers; reflection needs a caller, any caller.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -188,34 +189,41 @@ class CallerCheck(grpc.aio.ServerInterceptor):
             if (refused := callers.refusal(method, context)) is not None:
                 await context.abort(refused.code, refused.message)
 
-        serializers = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
         # The stubs type handlers as grpc's synchronous ones; under grpc.aio they are async.
         for kind, make in (
             ("unary_unary", grpc.unary_unary_rpc_method_handler),
-            ("stream_unary", grpc.stream_unary_rpc_method_handler),
-        ):
-            if (answer_once := getattr(handler, kind)) is not None:
-
-                async def answered(request: Any, context: Any, inner: Any = answer_once) -> Any:
-                    await check(context)
-                    return await inner(request, context)
-
-                return make(answered, **serializers)
-        for kind, make in (
             ("unary_stream", grpc.unary_stream_rpc_method_handler),
+            ("stream_unary", grpc.stream_unary_rpc_method_handler),
             ("stream_stream", grpc.stream_stream_rpc_method_handler),
         ):
-            if (answer_many := getattr(handler, kind)) is not None:
-
-                async def streamed(
-                    request: Any, context: Any, inner: Any = answer_many
-                ) -> AsyncIterator[Any]:
-                    await check(context)
-                    async for response in inner(request, context):
-                        yield response
-
-                return make(streamed, **serializers)
+            if (inner := getattr(handler, kind)) is not None:
+                # A streaming handler either yields its answers or writes them with
+                # context.write and returns (as gRPC health's Watch does).
+                checked = (
+                    _checked_stream(inner, check)
+                    if inspect.isasyncgenfunction(inner)
+                    else _checked(inner, check)
+                )
+                return make(
+                    checked,
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer,
+                )
         return None  # a handler of no kind known here is served to no one: UNIMPLEMENTED
+
+
+def _checked(inner: Any, check: Callable[[Any], Awaitable[None]]) -> Any:
+    async def answered(request: Any, context: Any) -> Any:
+        await check(context)
+        return await inner(request, context)
+
+    return answered
+
+
+def _checked_stream(inner: Any, check: Callable[[Any], Awaitable[None]]) -> Any:
+    async def streamed(request: Any, context: Any) -> AsyncIterator[Any]:
+        await check(context)
+        async for response in inner(request, context):
+            yield response
+
+    return streamed
